@@ -176,11 +176,34 @@ class HandshakeComplete(Event):
     peer: Hashable = None
 
 
-@dataclass(frozen=True, slots=True)
 class MessageReceived(Event):
-    """One complete message from the peer."""
+    """One complete message from the peer, ``data`` (bytes).
 
-    data: bytes
+    The frames are joined into one ``bytes`` object on first access of :attr:`data`, so that a driver can
+    acknowledge the last frame before paying for the copy of a large message.
+    """
+
+    __slots__ = ("_parts", "_data")
+
+    def __init__(self, data: bytes | None = None, *, parts: list[memoryview] | None = None) -> None:
+        self._data = data
+        self._parts = parts
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            parts = self._parts or []
+            self._data = b"".join(parts) if len(parts) != 1 else bytes(parts[0])
+            self._parts = None
+        return self._data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MessageReceived) and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MessageReceived(<{len(self.data)} B>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +390,9 @@ class Endpoint:
         self._out: list[tuple[bytes, Hashable]] = []
         self._s: _Session | None = None
         self.state = State.IDLE if role == "client" else State.LISTEN
+        #: counters for diagnostics and benchmarks (whole endpoint lifetime)
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("data_frames_sent", "retransmissions", "timeouts", "datagrams_dropped", "messages_received"), 0)
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -450,6 +476,7 @@ class Endpoint:
         try:
             self._receive(data, now, peer)
         except (_Malformed, struct.error, ValueError) as exc:
+            self.stats["datagrams_dropped"] += 1
             _log.debug("dropped datagram of %d B from %r: %s", len(data), peer, exc)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Hashable]]:
@@ -480,7 +507,7 @@ class Endpoint:
             s.fin_tries = 1
         if self.role == "client" and self.state is State.ESTABLISHED:
             quiet = max(s.last_heard, s.last_ping)
-            if now - quiet >= self.config.keepalive_interval:
+            if now - quiet >= self._keepalive(s):
                 s.ping_id = (s.ping_id + 1) & _SEQ_MASK
                 s.last_ping = now
                 out.append((self._frame(s, _T.PING, _U32.pack(s.ping_id)), s.peer))
@@ -499,7 +526,7 @@ class Endpoint:
         if s.fin_sent_at is not None:
             cands.append(s.fin_sent_at + self._rto(s))
         if self.role == "client" and self.state is State.ESTABLISHED:
-            cands.append(max(s.last_heard, s.last_ping) + self.config.keepalive_interval)
+            cands.append(max(s.last_heard, s.last_ping) + self._keepalive(s))
         return min(cands)
 
     def handle_timeout(self, now: float) -> None:
@@ -589,6 +616,9 @@ class Endpoint:
     def _transmit(self, s: _Session, seg: _Segment, now: float, out: list) -> None:
         seg.sent_at = now
         seg.tx_count += 1
+        self.stats["data_frames_sent"] += 1
+        if seg.tx_count > 1:
+            self.stats["retransmissions"] += 1
         s.tx_stamp += 1
         seg.tx_stamp = s.tx_stamp
         out.append((seg.frame, s.peer))
@@ -842,10 +872,10 @@ class Endpoint:
             self._end(ConnectionLost(f"incoming message exceeds max_message_size={self.config.max_message_size} B"))
             return
         if end:
-            data = b"".join(s.parts)
+            self._events.append(MessageReceived(parts=s.parts))
             s.parts = []
             s.parts_size = 0
-            self._events.append(MessageReceived(data))
+            self.stats["messages_received"] += 1
 
     # ------------------------------------------------------------------------------------ sender
 
@@ -921,20 +951,32 @@ class Endpoint:
             s.recovery_until = s.snd_next
 
     def _on_rto(self, s: _Session, now: float) -> None:
+        rto = self._rto(s)
+        overdue = [seg for seg in s.segments.values()
+                   if not seg.sacked and not seg.retx_queued and now - seg.sent_at >= rto * 0.999]
+        if not overdue:
+            # the timer ran from an older send; re-arm it for the oldest frame still unacknowledged
+            waiting = [seg.sent_at for seg in s.segments.values() if not seg.sacked and not seg.retx_queued]
+            s.timer_at = min(waiting) + rto if waiting else (now + rto if s.segments else None)
+            return
         s.timeouts += 1
+        self.stats["timeouts"] += 1
         if s.timeouts > self.config.max_retransmissions:
             self._end(ConnectionLost(f"no acknowledgement after {s.timeouts - 1} retransmissions "
                                      f"(max_retransmissions={self.config.max_retransmissions})"))
             return
-        rto = self._rto(s)
-        # every unacknowledged frame older than one RTO counts as lost
-        for seg in s.segments.values():
-            if not seg.sacked and not seg.retx_queued and now - seg.sent_at >= rto * 0.999:
-                seg.retx_queued = True
-                s.retx.append(seg.seq)
+        for seg in overdue:  # every frame unacknowledged for a whole RTO counts as lost
+            seg.retx_queued = True
+            s.retx.append(seg.seq)
         s.ssthresh = max(s.cwnd / 2, 2.0)
         s.cwnd = s.ssthresh
-        s.timer_at = now + self._rto(s) if s.segments else None
+        s.timer_at = now + self._rto(s)
+
+    def _keepalive(self, s: _Session) -> float:
+        # ping often enough that the server's lease (announced in ACCEPT) never runs out while we live
+        if s.peer_idle_timeout > 0:
+            return min(self.config.keepalive_interval, s.peer_idle_timeout / 4)
+        return self.config.keepalive_interval
 
     def _rto(self, s: _Session) -> float:
         cfg = self.config
