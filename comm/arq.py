@@ -458,8 +458,10 @@ class Endpoint:
         if self.state is State.ESTABLISHED:
             s.fin_wanted = True
             self.state = State.CLOSING
-        elif self.state is not State.CLOSING:
-            self._end(Closed(by_peer=False))
+        elif self.state in (State.HELLO_SENT, State.CONFIRMING):
+            s.fin_wanted = True  # finish the handshake, deliver what is queued, then FIN
+        elif self.state is State.ACCEPTED:
+            self._reset_server()
 
     def events(self) -> list[Event]:
         """All pending events, oldest first."""
@@ -507,7 +509,7 @@ class Endpoint:
             s.fin_tries = 1
         if self.role == "client" and self.state is State.ESTABLISHED:
             quiet = max(s.last_heard, s.last_ping)
-            if now - quiet >= self._keepalive(s):
+            if now >= quiet + self._keepalive(s):  # same expression as next_deadline(): no float drift
                 s.ping_id = (s.ping_id + 1) & _SEQ_MASK
                 s.last_ping = now
                 out.append((self._frame(s, _T.PING, _U32.pack(s.ping_id)), s.peer))
@@ -535,7 +537,7 @@ class Endpoint:
         if s is None or self.state in (State.CLOSED, State.IDLE, State.LISTEN):
             return
         cfg = self.config
-        if now - s.last_heard >= cfg.idle_timeout:
+        if now >= s.last_heard + cfg.idle_timeout:
             if self.state is State.ACCEPTED:  # half-open handshake never confirmed: free the slot quietly
                 _log.debug("half-open session %08x expired", s.sid)
                 self._reset_server()
@@ -780,7 +782,7 @@ class Endpoint:
             if t not in (_T.ACK, _T.DATA, _T.PONG):
                 return
             s.hs_deadline = None
-            self.state = State.ESTABLISHED
+            self.state = State.CLOSING if s.fin_wanted else State.ESTABLISHED
             self._events.append(HandshakeComplete(s.sid, s.peer_sid, s.max_payload, s.window, s.peer))
         self._receive_session(t, body, now)
 
