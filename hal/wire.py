@@ -39,6 +39,11 @@ ERROR          0x85   [55:48] error code, [47:40] offending opcode, [31:0] index
 END            0x86   [31:0] cookie of the END instruction
 ============== ====== ==========================================================================================
 
+Timing: the playback executor keeps a cycle counter t (the FPGA timer). Every instruction takes effect at t
+and then advances t by one cycle, except WAIT_UNTIL T, which sets t = max(t, T); a SPIKES word first adds
+its delay d to t, emits its events at t, then advances by one cycle. So a pack meant for absolute time T
+after a pack sent at T0 carries d = T - T0 - 1 (``program.encode_timed_spikes`` does this).
+
 Reads are answered in program order; spikes and MADC samples are interleaved by time. Block headers make
 the stream not self-delimiting: the raw data words that follow a block header carry no opcode, so decoding
 first walks the block headers (one Python step per *block*, never per word) and then decodes everything
