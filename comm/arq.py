@@ -682,6 +682,11 @@ class Endpoint:
                 self._out.append((self._frame(None, _T.RESET, src=0, dst=src), peer))
             return
         s.peer = peer  # follow the client if its address changes within a session (NAT rebinding)
+        if t is _T.REJECT:  # the client refused our ACCEPT (token or parameters): free the slot now
+            if self.state is State.ACCEPTED:
+                _log.debug("client %r refused the handshake", peer)
+                self._reset_server()
+            return
         if t is _T.CONFIRM:
             if len(body) != 32:
                 raise _Malformed("CONFIRM length")
@@ -786,27 +791,33 @@ class Endpoint:
             self._events.append(HandshakeComplete(s.sid, s.peer_sid, s.max_payload, s.window, s.peer))
         self._receive_session(t, body, now)
 
+    def _refuse_accept(self, server_sid: int, reason: RejectReason, detail: str) -> None:
+        # tell the server, so that it frees its half-open session at once instead of after its lease
+        body = _REJECT.pack(reason) + detail.encode()[:512]
+        self._out.append((self._frame(self._s, _T.REJECT, body, dst=server_sid), self._s.peer))
+        self._end(Rejected(reason, detail))
+
     def _on_accept(self, server_sid: int, body: memoryview, now: float) -> None:
         s = self._s
         if len(body) != _ACCEPT.size:
             raise _Malformed("ACCEPT length")
         nonce, payload, window, isn, flags, idle_ms, proof = _ACCEPT.unpack(body)
         if not (MIN_FRAME_PAYLOAD <= payload <= self.config.max_payload and 2 <= window <= self.config.window):
-            self._end(Rejected(RejectReason.PARAMETERS, f"server chose max_payload={payload}, window={window}; "
-                               f"client allows {MIN_FRAME_PAYLOAD}..{self.config.max_payload} and "
-                               f"2..{self.config.window}"))
+            self._refuse_accept(server_sid, RejectReason.PARAMETERS,
+                               f"server chose max_payload={payload}, window={window}; client allows "
+                               f"{MIN_FRAME_PAYLOAD}..{self.config.max_payload} and 2..{self.config.window}")
             return
         auth = bool(flags & _FLAG_AUTH)
         if auth != (self._token is not None):
-            self._end(Rejected(RejectReason.AUTH, "server requires a token" if auth
-                               else "client has a token but the server does not authenticate"))
+            self._refuse_accept(server_sid, RejectReason.AUTH, "server requires a token" if auth
+                               else "client has a token but the server does not authenticate")
             return
         s.peer_sid = server_sid
         s.peer_nonce = bytes(nonce)
         if auth:
             expected = self._proof(b"server", s.nonce, s.peer_nonce, s.sid, s.peer_sid)
             if not hmac.compare_digest(expected, proof):
-                self._end(Rejected(RejectReason.AUTH, "server token proof does not match"))
+                self._refuse_accept(server_sid, RejectReason.AUTH, "server token proof does not match")
                 return
             confirm = self._proof(b"client", s.nonce, s.peer_nonce, s.sid, s.peer_sid)
         else:

@@ -31,6 +31,9 @@ class Net:
     blackholed: set = field(default_factory=set)  # labels whose traffic (in and out) vanishes
     delivered_datagrams: int = 0
     log: list = field(default_factory=list)  # (src, dst, bytes) of every datagram put on the wire
+    #: explicit per-datagram fate, used cyclically instead of the random rates when given:
+    #: "ok", "drop", "dup", "corrupt", "late" (held back by ``reorder_delay``)
+    schedule: list | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -60,6 +63,9 @@ class Net:
                 self.log.append((label, dst, data))
                 if label in self.blackholed or dst in self.blackholed:
                     continue
+                if self.schedule:
+                    self._apply_schedule(label, dst, data)
+                    continue
                 copies = 2 if self.rng.random() < f.duplicate else 1
                 for _ in range(copies):
                     if self.rng.random() < f.loss:
@@ -74,6 +80,19 @@ class Net:
                     if self.rng.random() < f.reorder:
                         delay += self.rng.random() * f.reorder_delay
                     self.inject(label, dst, out, delay)
+
+    def _apply_schedule(self, src: str, dst: str, data: bytes) -> None:
+        fate = self.schedule[self._counter % len(self.schedule)]
+        self._counter += 1
+        if fate == "drop":
+            return
+        if fate == "corrupt":
+            buf = bytearray(data)
+            buf[self.rng.randrange(len(buf))] ^= 1 << self.rng.randrange(8)
+            data = bytes(buf)
+        self.inject(src, dst, data, self.faults.delay + (self.faults.reorder_delay if fate == "late" else 0.0))
+        if fate == "dup":
+            self.inject(src, dst, data, 2 * self.faults.delay)
 
     def _collect(self) -> None:
         for label, ep in self.endpoints.items():
