@@ -390,6 +390,8 @@ class Endpoint:
         self._out: list[tuple[bytes, Hashable]] = []
         self._s: _Session | None = None
         self.state = State.IDLE if role == "client" else State.LISTEN
+        # server: client session ids of ended sessions, so a late duplicate HELLO cannot reopen one
+        self._ended_sids: deque[int] = deque(maxlen=64)
         #: counters for diagnostics and benchmarks (whole endpoint lifetime)
         self.stats: dict[str, int] = dict.fromkeys(
             ("data_frames_sent", "retransmissions", "timeouts", "datagrams_dropped", "messages_received"), 0)
@@ -447,7 +449,10 @@ class Endpoint:
         if self.state not in ok or self._s is None or self._s.fin_wanted:
             raise _LostError(f"cannot send: endpoint state is {self.state.value!r}, needs one of "
                              f"{[s.value for s in ok]}")
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        try:
+            view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        except TypeError as exc:  # e.g. a non-contiguous numpy view
+            raise TypeError(f"data must be a contiguous bytes-like object, got {type(data).__name__}: {exc}") from None
         self._s.queue.append([view, 0])
 
     def close(self, now: float) -> None:
@@ -716,6 +721,8 @@ class Endpoint:
             if self.state is State.ACCEPTED:  # our ACCEPT got lost
                 self._out.append((s.accept_frame, peer))
             return
+        if client_sid in self._ended_sids:
+            return
         if version != PROTOCOL_VERSION:
             self._reject(RejectReason.VERSION, f"server speaks protocol version {PROTOCOL_VERSION}, "
                          f"client {version}", client_sid, peer)
@@ -757,10 +764,15 @@ class Endpoint:
 
     def _receive_client(self, t: _T, src: int, dst: int, body: memoryview, now: float) -> None:
         s = self._s
-        if s is None or dst != s.sid or self.state is State.CLOSED:
+        if s is None or dst != s.sid:
+            return
+        if self.state is State.CLOSED:
+            if t is _T.ACCEPT:  # a late answer to a duplicate HELLO: free the server's half-open slot
+                self._out.append((self._frame(s, _T.REJECT, _REJECT.pack(RejectReason.PARAMETERS)
+                                              + b"session already closed", dst=src), s.peer))
             return
         if t is _T.REJECT:
-            if self.state is State.HELLO_SENT:
+            if self.state in (State.HELLO_SENT, State.CONFIRMING):
                 if len(body) < 1:
                     raise _Malformed("REJECT length")
                 try:
@@ -1036,5 +1048,7 @@ class Endpoint:
                 self._s.ooo.clear()
 
     def _reset_server(self) -> None:
+        if self._s is not None:
+            self._ended_sids.append(self._s.peer_sid)
         self._s = None
         self.state = State.LISTEN

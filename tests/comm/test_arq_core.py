@@ -339,3 +339,37 @@ def test_memoryview_of_numpy_words_is_sent_without_change() -> None:
     words = np.arange(3000, dtype=np.uint64) * np.uint64(0x0123456789ABCDEF)
     net, client, _ = pair()
     assert exchange(net, client, [words]) == [words.tobytes()]
+
+
+def test_late_duplicate_hello_cannot_reopen_a_closed_session() -> None:
+    net, client, server = pair()
+    assert exchange(net, client, [b"x"]) == [b"x"]
+    hello = next(data for src, _, data in net.log if src == "client" and data[3] == 1)
+    client.close(net.now)
+    assert net.run_until(lambda: net.of("server", Closed))
+    net.inject("client", "server", hello)  # the network delivers a duplicate long after
+    net.run_for(0.01)
+    assert server.state is State.LISTEN
+    other = net.add("other", "client", SMALL)
+    other.connect(net.now, peer="server")
+    assert net.run_until(lambda: net.of("other", HandshakeComplete))
+
+
+def test_closed_client_frees_a_half_open_slot() -> None:
+    net = Net()
+    server = net.add("server", "server", SMALL)
+    client = net.add("client", "client", SMALL)
+    client.connect(0.0, peer="server")
+    (hello, _), = client.datagrams_to_send(0.0)
+    client.close(0.0)
+    client._end(Closed(by_peer=False))  # the client gave up before the server answered
+    net.inject("client", "server", hello)
+    net.run_for(0.01)
+    assert server.state is State.LISTEN
+
+
+def test_non_contiguous_buffer_is_refused_by_name() -> None:
+    np = pytest.importorskip("numpy")
+    net, client, _ = pair()
+    with pytest.raises(TypeError, match="contiguous"):
+        client.send_message(np.arange(10, dtype=np.uint64)[::2], net.now)
