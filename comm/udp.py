@@ -115,7 +115,10 @@ class _Driver:
                         _log.debug("recvfrom failed: %s", exc)
                         break
                     batch += 1
-                    ep.receive_datagram(data, time.monotonic(), peer=addr)
+                    try:
+                        ep.receive_datagram(data, time.monotonic(), peer=addr)
+                    except Exception:  # a protocol bug must not take the server down with it
+                        _log.debug("datagram from %r raised inside the protocol core", addr, exc_info=True)
                 now = time.monotonic()
                 deadline = ep.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -161,9 +164,10 @@ class UdpLink(_Driver):
         _check_port(port)
         _check_timeout("timeout", timeout)
         _check_timeout("connect_timeout", connect_timeout)
-        addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4]
-        sock = _make_socket(bind or ("::1" if ":" in addr[0] else "127.0.0.1" if addr[0].startswith("127.")
-                                     else "0.0.0.0"), 0)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        # prefer IPv4: "localhost" often resolves to ::1 first while servers bind 127.0.0.1
+        addr = next((i[4] for i in infos if i[0] == socket.AF_INET), infos[0][4])[:2]
+        sock = _make_socket(bind or ("::" if ":" in addr[0] else "0.0.0.0"), 0)
         try:
             sock.connect(addr)  # lets the kernel report "connection refused" when nothing listens
         except OSError:
@@ -353,10 +357,14 @@ class UdpServer(_Driver):
                 _log.debug("session ended while the handler ran; reply dropped")
                 return
             now = time.monotonic()
+            if failed is None:
+                try:
+                    self._ep.send_message(reply, now)
+                except TypeError:
+                    _log.exception("handler returned %s, not a bytes-like object", type(reply).__name__)
+                    failed = True
             if failed is not None:
                 self._ep.close(now)
-            else:
-                self._ep.send_message(reply, now)
             self._flush(now)
 
     def _service_while_handling(self) -> None:

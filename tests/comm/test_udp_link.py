@@ -192,3 +192,13 @@ def test_errors_derive_from_builtins() -> None:
     assert issubclass(ConnectionLost, ConnectionError)
     assert issubclass(CommTimeoutError, TimeoutError)
     assert issubclass(HandshakeError, ConnectionError)
+
+
+def test_handler_returning_garbage_ends_the_session_but_not_the_server(server) -> None:
+    srv = server(lambda data: None if data == b"bad" else data)
+    link = UdpLink("localhost", srv.address[1], timeout=5)
+    with pytest.raises(ConnectionLost):
+        link.request(b"bad")
+    link.close()
+    with UdpLink(*srv.address) as again:
+        assert again.request(b"good") == b"good"
