@@ -44,7 +44,9 @@ RESET       (empty; "I have no session with id dst")
 ==========  =========================================================================================
 
 Handshake: client HELLO -> server ACCEPT -> client CONFIRM -> server ACK. The server negotiates the smaller
-of both sides' max payload and window. With a shared token, ACCEPT carries HMAC(token, "server" + nonces +
+of both sides' max payload and window; a client that cannot accept the ACCEPT (token, parameters) answers
+REJECT so the server frees the slot at once. A server ignores HELLOs of recently ended sessions, so a late
+duplicate cannot reopen one. With a shared token, ACCEPT carries HMAC(token, "server" + nonces +
 ids) and CONFIRM carries HMAC(token, "client" + ...), so both sides prove knowledge of the token without
 sending it. A server that already has a session answers a HELLO from another peer with REJECT(BUSY); a
 HELLO from the *same* peer address with a new session id means the client restarted: the old session is
@@ -75,6 +77,8 @@ import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Hashable
+
+from . import errors
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -443,11 +447,9 @@ class Endpoint:
         A client may queue before the handshake completes. Raises :class:`bss2.comm.errors.ConnectionLost`
         when there is no session to send on.
         """
-        from .errors import ConnectionLost as _LostError
-
         ok = (State.HELLO_SENT, State.CONFIRMING, State.ESTABLISHED)
         if self.state not in ok or self._s is None or self._s.fin_wanted:
-            raise _LostError(f"cannot send: endpoint state is {self.state.value!r}, needs one of "
+            raise errors.ConnectionLost(f"cannot send: endpoint state is {self.state.value!r}, needs one of "
                              f"{[s.value for s in ok]}")
         try:
             view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
@@ -816,13 +818,13 @@ class Endpoint:
         nonce, payload, window, isn, flags, idle_ms, proof = _ACCEPT.unpack(body)
         if not (MIN_FRAME_PAYLOAD <= payload <= self.config.max_payload and 2 <= window <= self.config.window):
             self._refuse_accept(server_sid, RejectReason.PARAMETERS,
-                               f"server chose max_payload={payload}, window={window}; client allows "
-                               f"{MIN_FRAME_PAYLOAD}..{self.config.max_payload} and 2..{self.config.window}")
+                                f"server chose max_payload={payload}, window={window}; client allows "
+                                f"{MIN_FRAME_PAYLOAD}..{self.config.max_payload} and 2..{self.config.window}")
             return
         auth = bool(flags & _FLAG_AUTH)
         if auth != (self._token is not None):
-            self._refuse_accept(server_sid, RejectReason.AUTH, "server requires a token" if auth
-                               else "client has a token but the server does not authenticate")
+            detail = "server requires a token" if auth else "client has a token but the server does not authenticate"
+            self._refuse_accept(server_sid, RejectReason.AUTH, detail)
             return
         s.peer_sid = server_sid
         s.peer_nonce = bytes(nonce)

@@ -5,10 +5,13 @@
   rejects other clients with BUSY, frees the session when the client vanishes (lease timeout).
 
 Both run a small background thread that keeps the session alive while the foreground is elsewhere: the
-client's answers pings while the user computes between requests is not needed, but it pings the server so
-the server's lease does not expire; the server's acknowledges, answers pings and rejects other clients
-while a long handler runs. Small requests take no thread hand-off at all: the calling thread drives the
-socket itself.
+client's pings the server between requests so that the server's lease does not expire while the user
+computes; the server's acknowledges, answers pings and rejects other clients while a long handler runs
+(it steps in after the handler has run for 2 ms). Small requests take no thread hand-off: the calling
+thread drives the socket itself, which keeps the round trip of a small message near 100 µs on loopback.
+
+Socket buffers are enlarged to :data:`SOCKET_BUFFER_BYTES` (capped by the kernel's rmem_max / wmem_max);
+datagrams the kernel drops anyway are recovered by the protocol like any other loss.
 """
 
 from __future__ import annotations
