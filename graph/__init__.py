@@ -1,0 +1,1 @@
+"""``bss2.graph`` — signal-flow graphs (placeholder exports; completed below)."""
