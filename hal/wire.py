@@ -120,6 +120,17 @@ def _check_range(name: str, values: np.ndarray, low: int, high: int) -> None:
         raise HalValueError(f"{name} = {int(bad)} is out of range [{low}, {high}]")
 
 
+def _check_bits(name: str, values: np.ndarray, bits: int) -> None:
+    """Fast range check for [0, 2**bits - 1] (one pass; the slow path only builds the message)."""
+    if values.size == 0:
+        return
+    if values.dtype.kind == "u" and values.dtype.itemsize * 8 <= bits:
+        return
+    combined = int(np.bitwise_or.reduce(values, axis=None))  # one pass: negative or too wide shows here
+    if combined < 0 or combined >> bits:
+        _check_range(name, values, 0, (1 << bits) - 1)
+
+
 def _as_int_array(name: str, values: object) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
@@ -142,15 +153,19 @@ def encode_write(addresses: object, data: object) -> np.ndarray:
     data = _as_int_array("data", data)
     if addresses.shape != data.shape:
         raise HalValueError(f"addresses and data differ in length: {addresses.size} != {data.size}")
-    _check_range("address", addresses, 0, ADDRESS_LIMIT - 1)
-    _check_range("data", data, 0, 0xFFFF_FFFF)
-    return _header(Opcode.WRITE, (addresses.astype(_U64) << _ADDRESS_SHIFT) | data.astype(_U64))
+    _check_bits("address", addresses, ADDRESS_BITS)
+    _check_bits("data", data, 32)
+    lanes = np.empty((addresses.size, 2), dtype="<u4")
+    lanes[:, 0] = data
+    lanes[:, 1] = addresses
+    lanes[:, 1] |= np.uint32(Opcode.WRITE << 24)
+    return lanes.view("<u8").reshape(-1).astype(_U64, copy=False)
 
 
 def encode_read(addresses: object) -> np.ndarray:
     """READ words for an array of addresses."""
     addresses = _as_int_array("addresses", addresses)
-    _check_range("address", addresses, 0, ADDRESS_LIMIT - 1)
+    _check_bits("address", addresses, ADDRESS_BITS)
     return _header(Opcode.READ, addresses.astype(_U64) << _ADDRESS_SHIFT)
 
 
@@ -226,82 +241,115 @@ def encode_spikes(labels: object, delays: object = 0, group: int = 3) -> np.ndar
     labels = _as_int_array("labels", labels)
     if not 1 <= group <= 3:
         raise HalValueError(f"group = {group} is out of range [1, 3]")
-    _check_range("label", labels, 0, LABEL_LIMIT - 1)
+    _check_bits("label", labels, 16)
     n_packs = -(-labels.size // group)
-    delays_arr = np.broadcast_to(np.asarray(delays), (n_packs,)) if n_packs else np.empty(0, np.int64)
-    delays_arr = _as_int_array("delays", delays_arr)
-    _check_range("delay", delays_arr, 0, MAX_SPIKE_DELAY)
-    flat = np.zeros(n_packs * group, dtype=_U64)
-    flat[: labels.size] = labels.astype(_U64)
-    padded = np.zeros((n_packs, 3), dtype=_U64)
-    padded[:, :group] = flat.reshape(n_packs, group)
-    counts = np.full(n_packs, group, dtype=_U64)
+    delays_arr = np.asarray(delays)
+    scalar_delay = delays_arr.ndim == 0
+    if scalar_delay:
+        _check_range("delay", delays_arr.reshape(1), 0, MAX_SPIKE_DELAY)
+    else:
+        delays_arr = _as_int_array("delays", delays_arr)
+        if delays_arr.size != n_packs:
+            raise HalValueError(f"delays has {delays_arr.size} values but there are {n_packs} packs")
+        _check_range("delay", delays_arr, 0, MAX_SPIKE_DELAY)
+    # little-endian uint16 lanes of a word: label 2, label 1, label 0, (opcode << 8 | delay << 2 | count)
+    lanes = np.zeros((n_packs, 4), dtype="<u2")
+    padded = np.zeros(n_packs * group, dtype="<u2")
+    padded[: labels.size] = labels
+    slots = padded.reshape(n_packs, group)
+    for slot in range(group):
+        lanes[:, 2 - slot] = slots[:, slot]
+    top = (int(Opcode.SPIKES) << 8) | group
+    if scalar_delay:
+        lanes[:, 3] = top | (int(delays_arr) << 2)
+    else:
+        lanes[:, 3] = delays_arr.astype("<u2") << 2
+        lanes[:, 3] |= top
     if n_packs and labels.size % group:
-        counts[-1] = labels.size % group
-    payload = (
-        (delays_arr.astype(_U64) << _U64(50))
-        | (counts << _U64(48))
-        | (padded[:, 0] << _U64(32))
-        | (padded[:, 1] << _U64(16))
-        | padded[:, 2]
-    )
-    return _header(Opcode.SPIKES, payload)
+        lanes[-1, 3] = (int(lanes[-1, 3]) & ~3) | (labels.size % group)  # the last pack is partial
+    return lanes.view("<u8").reshape(-1).astype(_U64, copy=False)
 
 
 # ------------------------------------------------------------------------------------- block walking
 
 
-def block_payload_mask(words: np.ndarray, header_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def opcodes_of(words: np.ndarray) -> np.ndarray:
+    """Bits 63..56 of every word as uint8 (a strided byte view, cheaper than shifting)."""
+    if words.dtype.byteorder == ">" or (words.dtype.byteorder == "=" and np.little_endian is False):
+        return (words >> _OPCODE_SHIFT).astype(np.uint8)
+    return np.ascontiguousarray(words).view(np.uint8)[7::8].copy()
+
+
+def block_payload_mask(
+    words: np.ndarray, header_code: int, opcodes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find the block headers of a stream and the raw data words they own.
 
     Returns ``(is_data, header_index, header_count)``: a boolean mask marking raw data words, and the
     positions and register-word counts of the real block headers (data words that happen to look like
-    headers are skipped). A header whose data runs past the end of the stream is reported with the count
-    of register words it actually has room for; callers compare against the declared count.
+    headers are skipped). A header whose data runs past the end of the stream is still reported; callers
+    compare its declared count with the words present.
+
+    The walk is vectorised over runs of consistent headers; Python steps only happen where a data word
+    looks like a header.
     """
     words = np.asarray(words, dtype=_U64)
-    opcodes = (words >> _OPCODE_SHIFT).astype(np.uint8)
+    if opcodes is None:
+        opcodes = opcodes_of(words)
     candidates = np.flatnonzero(opcodes == header_code)
     is_data = np.zeros(words.size, dtype=bool)
     if candidates.size == 0:
         return is_data, candidates.astype(np.int64), candidates.astype(np.int64)
     counts_all = (words[candidates] & _MASK16).astype(np.int64)
-    headers: list[int] = []
-    counts: list[int] = []
-    position = 0
-    while True:
-        index = int(np.searchsorted(candidates, position))  # first real header at or after `position`
-        if index >= candidates.size:
-            break
-        header = int(candidates[index])
-        count = int(counts_all[index])
-        headers.append(header)
-        counts.append(count)
-        position = header + 1 + (count + 1) // 2
-        is_data[header + 1 : min(position, words.size)] = True
-    return is_data, np.asarray(headers, dtype=np.int64), np.asarray(counts, dtype=np.int64)
+    ends_all = candidates + 1 + (counts_all + 1) // 2
+    real = np.zeros(candidates.size, dtype=bool)
+    index = 0
+    while index < candidates.size:
+        # candidates index.. are real as long as each starts at or after the previous one's end
+        bad = np.flatnonzero(candidates[index + 1 :] < ends_all[index:-1])
+        stop = index + 1 + int(bad[0]) if bad.size else candidates.size
+        real[index:stop] = True
+        # skip the candidates swallowed by the data of the last real header
+        index = int(np.searchsorted(candidates, ends_all[stop - 1], side="left"))
+    headers = candidates[real]
+    counts = counts_all[real]
+    ends = np.minimum(ends_all[real], words.size)
+    # mark data words: +1 at each data start, -1 at its end, cumulative sum
+    marks = np.bincount(headers + 1, minlength=words.size + 1) - np.bincount(ends, minlength=words.size + 1)
+    is_data = np.cumsum(marks[:-1]) > 0
+    return is_data, headers.astype(np.int64), counts
 
 
-def _unpack_block_data(words: np.ndarray, headers: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Register words of each block (concatenated) and the block each belongs to."""
+def _unpack_block_data(
+    words: np.ndarray, headers: np.ndarray, counts: np.ndarray, is_data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Register words of each block (concatenated, truncated blocks cut short) and the block of each."""
     if headers.size == 0:
         return np.empty(0, np.uint32), np.empty(0, np.int64)
+    if words.dtype.byteorder == ">":
+        words = words.astype("<u8")
     n_data = (counts + 1) // 2
-    starts = headers + 1
-    available = np.minimum(n_data, np.maximum(words.size - starts, 0))
-    if available.sum() == 0:
-        return np.empty(0, np.uint32), np.empty(0, np.int64)
-    # gather all data words of all blocks in one go
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(available)[:-1])), available)
-    data_index = np.arange(int(available.sum()), dtype=np.int64) + offsets
-    pairs = np.ascontiguousarray(words[data_index]).astype("<u8", copy=False).view("<u4")
-    # drop the padding half-word of odd-length blocks and register words that were truncated away
-    registers_per_block = np.minimum(counts, 2 * available)
-    keep_per_block = np.repeat(registers_per_block, 2 * available)
-    position_in_block = np.arange(pairs.size) - np.repeat(np.concatenate(([0], np.cumsum(2 * available)[:-1])), 2 * available)
-    keep = position_in_block < keep_per_block
-    block_of = np.repeat(np.arange(headers.size), 2 * available)[keep]
-    return pairs[keep].astype(np.uint32), block_of
+    available = np.minimum(n_data, np.maximum(words.size - (headers + 1), 0))
+    halves = np.ascontiguousarray(words[is_data]).astype("<u8", copy=False).view("<u4")
+    registers = np.minimum(counts, 2 * available)
+    padding = 2 * available - registers
+    if padding.any():
+        # drop the unused half-words at the end of odd (or truncated) blocks
+        block_end = np.cumsum(2 * available)
+        drop = np.repeat(block_end - padding, padding) + _ragged_arange(padding)
+        halves = np.delete(halves, drop)
+    return halves.astype(np.uint32, copy=False), registers
+
+
+def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(n) for every n in lengths."""
+    if lengths.size and (lengths == lengths[0]).all():
+        return np.tile(np.arange(int(lengths[0]), dtype=np.int64), lengths.size)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total, dtype=np.int64) - starts
 
 
 # ------------------------------------------------------------------------------------- decode (chip)
@@ -343,14 +391,22 @@ def decode_instructions(words: object) -> InstructionStream:
     responses; only a stream that is not a 1-D integer array raises :class:`EncodingError`.
     """
     words = _as_word_array("words", words)
-    is_data, headers, counts = block_payload_mask(words, Opcode.WRITE_BLOCK)
-    index = np.flatnonzero(~is_data)
-    kept = words[index]
-    block_data, block_of = _unpack_block_data(words, headers, counts)
+    opcodes = opcodes_of(words)
+    is_data, headers, counts = block_payload_mask(words, Opcode.WRITE_BLOCK, opcodes)
+    if headers.size:
+        index = np.flatnonzero(~is_data)
+        kept = words[index]
+        kept_opcodes = opcodes[index]
+    else:
+        index = np.arange(words.size, dtype=np.int64)
+        kept = words
+        kept_opcodes = opcodes
+    block_data, registers = _unpack_block_data(words, headers, counts, is_data)
+    block_of = np.repeat(np.arange(headers.size, dtype=np.int64), registers)
     return InstructionStream(
         words=words,
         index=index,
-        opcode=(kept >> _OPCODE_SHIFT).astype(np.uint8),
+        opcode=kept_opcodes,
         payload=kept & _U64(0x00FF_FFFF_FFFF_FFFF),
         block_headers=headers,
         block_counts=counts,
@@ -447,57 +503,82 @@ class Responses:
         return int(self.read_data.size)
 
 
+_KNOWN_RESPONSE = np.zeros(256, dtype=bool)
+_KNOWN_RESPONSE[[int(t) for t in ResponseType]] = True
+
+
+def _halves(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high 32-bit halves of 64-bit words (strided views of a little-endian copy)."""
+    pairs = np.ascontiguousarray(words).astype("<u8", copy=False).view("<u4")
+    return pairs[0::2], pairs[1::2]
+
+
 def decode_responses(words: object) -> Responses:
-    """Decode a response stream with whole-array operations (one Python step per block header)."""
+    """Decode a response stream with whole-array operations (Python steps only per run of block headers)."""
     words = _as_word_array("words", words)
-    is_data, headers, counts = block_payload_mask(words, ResponseType.BLOCK_DATA)
+    opcodes = opcodes_of(words)
+    is_data, headers, counts = block_payload_mask(words, ResponseType.BLOCK_DATA, opcodes)
     if headers.size:
         plain_index = np.flatnonzero(~is_data)
         plain = words[plain_index]
+        kind = opcodes[plain_index]
     else:
         plain_index = None
         plain = words
-    kind = (plain >> _OPCODE_SHIFT).astype(np.uint8)
-    is_read = kind == ResponseType.READ_DATA
+        kind = opcodes
+    histogram = np.bincount(kind, minlength=256)
 
+    def select(code: int) -> np.ndarray:
+        n = int(histogram[code])
+        if n == 0:
+            return np.empty(0, _U64)
+        if n == plain.size:
+            return plain
+        return plain[kind == code]
+
+    read_words = select(ResponseType.READ_DATA)
+    low, high = _halves(read_words)
+    single_data = low.astype(np.uint32)
+    single_addresses = (high & np.uint32(0xFF_FFFF)).astype(np.uint32)
+    truncated = 0
     if headers.size == 0:
-        read_words = plain[is_read]
-        read_addresses = ((read_words >> _ADDRESS_SHIFT) & _MASK24).astype(np.uint32)
-        read_data = (read_words & _MASK32).astype(np.uint32)
-        truncated = 0
+        read_addresses, read_data = single_addresses, single_data
     else:
-        # merge single reads and block reads in stream order
-        block_data, block_of = _unpack_block_data(words, headers, counts)
-        block_start = ((words[headers] >> _ADDRESS_SHIFT) & _MASK24).astype(np.int64)
-        first_of_block = np.concatenate(([0], np.cumsum(np.bincount(block_of, minlength=headers.size))[:-1]))
-        block_addresses = block_start[block_of] + (np.arange(block_of.size) - first_of_block[block_of])
-        single_positions = plain_index[is_read]  # type: ignore[index]
-        single_words = plain[is_read]
-        positions = np.concatenate((single_positions, headers[block_of]))
-        subpositions = np.concatenate((np.zeros(single_positions.size, np.int64), np.arange(block_of.size)))
-        order = np.lexsort((subpositions, positions))
-        read_addresses = np.concatenate(
-            (((single_words >> _ADDRESS_SHIFT) & _MASK24).astype(np.int64), block_addresses)
-        )[order].astype(np.uint32)
-        read_data = np.concatenate(((single_words & _MASK32).astype(np.uint32), block_data))[order]
+        block_data, registers = _unpack_block_data(words, headers, counts, is_data)
+        header_low, header_high = _halves(words[headers])
+        block_start = (header_high & np.uint32(0xFF_FFFF)).astype(np.int64)
+        if registers.size and (registers == registers[0]).all():
+            block_addresses = (block_start[:, None] + np.arange(int(registers[0]))[None, :]).reshape(-1)
+        else:
+            block_addresses = np.repeat(block_start, registers) + _ragged_arange(registers)
+        if single_data.size == 0:
+            read_addresses, read_data = block_addresses.astype(np.uint32), block_data
+        else:
+            single_positions = plain_index[kind == ResponseType.READ_DATA]  # type: ignore[index]
+            positions = np.concatenate((single_positions, np.repeat(headers, registers)))
+            order = np.argsort(positions, kind="stable")
+            read_addresses = np.concatenate((single_addresses.astype(np.int64), block_addresses))[order].astype(np.uint32)
+            read_data = np.concatenate((single_data, block_data))[order]
         truncated = int(np.count_nonzero(headers + 1 + (counts + 1) // 2 > words.size))
 
-    spikes = plain[kind == ResponseType.SPIKE]
-    madc = plain[kind == ResponseType.MADC_SAMPLE]
-    errors = plain[kind == ResponseType.ERROR]
-    ends = plain[kind == ResponseType.END]
-    known = np.isin(kind, np.array([int(t) for t in ResponseType], dtype=np.uint8))
+    spikes = select(ResponseType.SPIKE)
+    madc = select(ResponseType.MADC_SAMPLE)
+    errors = select(ResponseType.ERROR)
+    ends = select(ResponseType.END)
+    spike_low, spike_high = _halves(spikes)
+    madc_low, madc_high = _halves(madc)
+    malformed = int(plain.size - histogram[_KNOWN_RESPONSE].sum()) + truncated
     return Responses(
         read_addresses=read_addresses,
         read_data=read_data,
-        spike_labels=((spikes >> _ADDRESS_SHIFT) & _MASK16).astype(np.uint16),
-        spike_times=(spikes & _MASK32).astype(np.uint32),
-        madc_channels=((madc >> _U64(48)) & _U64(1)).astype(np.uint8),
-        madc_values=((madc >> _ADDRESS_SHIFT) & _U64(0x3FF)).astype(np.uint16),
-        madc_times=(madc & _MASK32).astype(np.uint32),
+        spike_labels=(spike_high & np.uint32(0xFFFF)).astype(np.uint16),
+        spike_times=spike_low.astype(np.uint32),
+        madc_channels=((madc_high >> np.uint32(16)) & np.uint32(1)).astype(np.uint8),
+        madc_values=(madc_high & np.uint32(0x3FF)).astype(np.uint16),
+        madc_times=madc_low.astype(np.uint32),
         error_codes=((errors >> _U64(48)) & _U64(0xFF)).astype(np.uint8),
         error_opcodes=((errors >> _U64(40)) & _U64(0xFF)).astype(np.uint8),
         error_indices=(errors & _MASK32).astype(np.uint32),
         end_cookies=(ends & _MASK32).astype(np.uint32),
-        malformed=int(np.count_nonzero(~known)) + truncated,
+        malformed=malformed,
     )
