@@ -75,7 +75,8 @@ def _words(nbytes: int, seed: int = 0) -> np.ndarray:
 
 def _goodput(request: Callable[[np.ndarray], bytes], words: np.ndarray, reps: int) -> tuple[float, float]:
     """Median and best goodput in MB/s of sending ``words`` and receiving the small reply."""
-    request(words[:1024])  # warm up: handshake done, RTT estimate settled
+    for _ in range(2):  # warm up: RTT estimate, congestion window and both heaps reach steady state
+        request(words)
     rates = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -132,6 +133,10 @@ def bench_udp(args: argparse.Namespace) -> list[Row]:
                                         {"best": round(best, 1), "retransmissions": retx, "loss": loss,
                                          "max_payload": link.max_payload}))
                     if via == "direct":
+                        for size in _sizes(args):
+                            down = _download_goodput(link.request, size, reps)
+                            rows.append(Row("udp goodput", f"{size / 2**20:.0f} MiB reply (server -> client)",
+                                            down, "MB/s", "≥ 118 MB/s"))
                         p50, p99 = _latency(link.request, 500 if args.quick else 5000)
                         rows.append(Row("udp latency", "8 B round trip, p50", p50, "µs", "≤ 200 µs"))
                         rows.append(Row("udp latency", "8 B round trip, p99", p99, "µs"))
@@ -186,8 +191,33 @@ def _recv_exact(sock: socket.socket, n: int) -> bytearray:
     return buf
 
 
+_DOWNLOAD = b"GET!"  # request prefix: the reply is that many bytes (u64 after the prefix)
+_download_cache: dict[int, bytes] = {}
+
+
 def _reply_with_length(data: bytes) -> bytes:
+    if data[:4] == _DOWNLOAD and len(data) == 12:
+        (n,) = struct.unpack_from("!Q", data, 4)
+        if n not in _download_cache:
+            _download_cache[n] = _words(n, seed=1).tobytes()
+        return _download_cache[n]
     return struct.pack("!Q", len(data))
+
+
+def _download_goodput(request: Callable[[bytes], bytes], nbytes: int, reps: int) -> float:
+    """Median goodput in MB/s of the server -> client direction (8 B request, ``nbytes`` reply)."""
+    ask = _DOWNLOAD + struct.pack("!Q", nbytes)
+    for _ in range(2):  # warm up; the server builds its reply once
+        request(ask)
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        reply = request(ask)
+        dt = time.perf_counter() - t0
+        if len(reply) != nbytes:
+            raise RuntimeError(f"reply of {len(reply)} B, expected {nbytes} B")
+        rates.append(nbytes / dt / MB)
+    return float(np.median(rates))
 
 
 def _serve_udp() -> None:
@@ -205,7 +235,10 @@ def _serve_tcp() -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buf = bytearray(64 * 2**20 + 8)
         while True:
-            (n,) = struct.unpack("!Q", _recv_exact(conn, 8))
+            try:
+                (n,) = struct.unpack("!Q", _recv_exact(conn, 8))
+            except ConnectionError:  # the benchmark is done with us
+                return
             view = memoryview(buf)[:n]
             got = 0
             while got < n:
