@@ -130,7 +130,7 @@ def matmul(
             view = MACSynapseArrayView._trusted(synram=synram, rows=rows, columns=columns, weights=w[r0:r1, c0:c1],
                                                 num_sends=num_sends, wait_between_events=wait_between_events)
             neurons = NeuronView._trusted(row=synram, columns=columns, capmem_names=(), capmem_values=None,
-                                          address_out=None, enable_spike_out=False, refractory_time=125)
+                                          address_out=None, enable_spike_out=None, refractory_time=None)
             readout = CADCMembraneReadoutView._trusted(synram=synram, columns=columns, mode="hagen", period=250)
             d = add(data_input, [x[r0:r1]] if (r0, r1) != (0, n) else [x], instance)
             d = add(view, [d], instance)

@@ -71,9 +71,14 @@ def _readonly_array(dtype: Any, ndim: int) -> Any:
         if array.dtype != dtype:
             if array.size and array.dtype.kind not in "iub":
                 raise GraphTypeError(f"expected an integer array, got dtype {array.dtype}")
-            info = np.iinfo(dtype)
+            if np.dtype(dtype) == np.bool_:
+                if array.size and (array.min() < 0 or array.max() > 1):
+                    raise GraphValueError(f"a flag array must hold 0/1 values, got {array.min()}..{array.max()}")
+                info = None
+            else:
+                info = np.iinfo(dtype)
             # check before casting: a narrowing cast would wrap silently
-            if array.size and (array.min() < info.min or array.max() > info.max):
+            if info is not None and array.size and (array.min() < info.min or array.max() > info.max):
                 raise GraphValueError(f"array values {array.min()}..{array.max()} do not fit {np.dtype(dtype)} "
                                       f"[{info.min}, {info.max}]")
             array = array.astype(dtype)
@@ -89,6 +94,15 @@ def _readonly_array(dtype: Any, ndim: int) -> Any:
 
 def _array_field(dtype: Any, ndim: int = 1) -> Any:
     return attrs.field(converter=_readonly_array(dtype, ndim), eq=attrs.cmp_using(eq=np.array_equal), hash=False)
+
+
+def _optional_equal(a: Any, b: Any) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and bool(np.array_equal(a, b)))
+
+
+def _optional_array_field(dtype: Any, ndim: int) -> Any:
+    return attrs.field(default=None, converter=attrs.converters.optional(_readonly_array(dtype, ndim)),
+                       eq=attrs.cmp_using(eq=_optional_equal), hash=False)
 
 
 def _check_range(name: str, value: Any, low: int, high: int, owner: str) -> None:
@@ -159,7 +173,8 @@ class Vertex:
         for field in attrs.fields(type(self)):  # type: ignore[arg-type]
             value = getattr(self, field.name)
             if isinstance(value, np.ndarray):
-                if value.ndim == 1 and value.size and value.size == value[-1] - value[0] + 1 and \
+                if value.ndim == 1 and value.dtype.kind in "iu" and value.size and \
+                        value.size == value[-1] - value[0] + 1 and \
                         np.all(np.diff(value) == 1):
                     text = f"{value[0]}..{value[-1]}"
                 else:
@@ -534,25 +549,17 @@ class NeuronView(Vertex):
 
     Spiking configuration per neuron (all optional, None = hagen-mode defaults): ``capmem_names`` names
     CapMem rows of the register map, ``capmem_values`` (len(names), len(columns)) their values 0..1022;
-    ``address_out`` (0..255) is label[7:0] of the neuron's spikes; ``enable_spike_out`` whether it sends
-    spikes; ``refractory_time`` in FPGA cycles (0..255).
+    ``address_out`` (0..255) is label[7:0] of the neuron's spikes; ``enable_spike_out`` (bool) whether it
+    sends spikes; ``refractory_time`` in FPGA cycles (0..255).
     """
 
     row: int
     columns: np.ndarray = _array_field(np.int64)
     capmem_names: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    capmem_values: np.ndarray | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_readonly_array(np.int64, 2)),
-        eq=attrs.cmp_using(eq=lambda a, b: (a is None and b is None) or (a is not None and b is not None
-                                                                           and np.array_equal(a, b))),
-        hash=False)
-    address_out: np.ndarray | None = attrs.field(
-        default=None, converter=attrs.converters.optional(_readonly_array(np.int64, 1)),
-        eq=attrs.cmp_using(eq=lambda a, b: (a is None and b is None) or (a is not None and b is not None
-                                                                           and np.array_equal(a, b))),
-        hash=False)
-    enable_spike_out: bool = False
-    refractory_time: int = 125
+    capmem_values: np.ndarray | None = _optional_array_field(np.int64, 2)
+    address_out: np.ndarray | None = _optional_array_field(np.int64, 1)
+    enable_spike_out: np.ndarray | None = _optional_array_field(np.bool_, 1)
+    refractory_time: np.ndarray | None = _optional_array_field(np.int64, 1)
 
     def __attrs_post_init__(self) -> None:
         owner = "NeuronView"
@@ -562,16 +569,17 @@ class NeuronView(Vertex):
         if self.columns.size == 0:
             raise GraphValueError(f"{owner} needs at least one column")
         n = self.columns.size
-        if self.capmem_values is not None:
-            if self.capmem_values.shape != (len(self.capmem_names), n):
-                raise GraphValueError(f"{owner}.capmem_values has shape {self.capmem_values.shape}, "
-                                      f"expected {(len(self.capmem_names), n)}")
-            _check_range("capmem_values", self.capmem_values, 0, 1022, owner)
-        if self.address_out is not None:
-            if self.address_out.shape != (n,):
-                raise GraphValueError(f"{owner}.address_out has shape {self.address_out.shape}, expected {(n,)}")
-            _check_range("address_out", self.address_out, 0, 255, owner)
-        _check_range("refractory_time", self.refractory_time, 0, 255, owner)
+        if self.capmem_values is not None and self.capmem_values.shape != (len(self.capmem_names), n):
+            raise GraphValueError(f"{owner}.capmem_values has shape {self.capmem_values.shape}, "
+                                  f"expected {(len(self.capmem_names), n)}")
+        for name, high in (("capmem_values", 1022), ("address_out", 255), ("enable_spike_out", 1),
+                           ("refractory_time", 255)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name != "capmem_values" and value.shape != (n,):
+                raise GraphValueError(f"{owner}.{name} has shape {value.shape}, expected {(n,)}")
+            _check_range(name, value, 0, high, owner)
 
     def arity(self) -> tuple[int, int]:
         return (0, 512)
