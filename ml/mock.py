@@ -1,0 +1,156 @@
+"""Mock mode: a statistical model of the analog matrix multiplication, and its parameters.
+
+The model per 128-row tile is ``clamp(floor(x @ W * num_sends * gain + N(0, noise_std**2)), -128, 127)``, tiles
+summed and clamped again. Its two parameters live in one process-global :class:`MockParameter` that
+:func:`measure_mock_parameter` can fit to the active backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import attrs
+import numpy as np
+import torch
+
+from . import _hardware
+
+_log = logging.getLogger("bss2.ml")
+
+
+def _check_gain(_instance: object, attribute: attrs.Attribute, value: float) -> None:  # type: ignore[type-arg]
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"MockParameter.{attribute.name} must be in (0, 1], got {value}")
+
+
+def _check_noise(_instance: object, attribute: attrs.Attribute, value: float) -> None:  # type: ignore[type-arg]
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"MockParameter.{attribute.name} must be finite and >= 0 (LSB), got {value}")
+
+
+@attrs.frozen
+class MockParameter:
+    """Parameters of the mock model.
+
+    :ivar noise_std: standard deviation of the additive Gaussian noise per tile output, in LSB (>= 0).
+    :ivar gain: output LSB per (input unit x weight unit) and send, in (0, 1].
+    """
+
+    noise_std: float = attrs.field(default=2.0, converter=float, validator=_check_noise)
+    gain: float = attrs.field(default=0.002, converter=float, validator=_check_gain)
+
+
+_mock_parameter = MockParameter()
+
+
+def get_mock_parameter() -> MockParameter:
+    """The process-global mock parameter used by mock forwards and by every backward pass."""
+    return _mock_parameter
+
+
+def set_mock_parameter(parameter: MockParameter) -> None:
+    """Replace the process-global mock parameter."""
+    global _mock_parameter
+    if not isinstance(parameter, MockParameter):
+        raise TypeError(f"set_mock_parameter: parameter must be a MockParameter, got {type(parameter).__name__}")
+    _mock_parameter = parameter
+    _log.debug("mock parameter set to %s", parameter)
+
+
+def measure_mock_parameter(repetitions: int = 20, levels: tuple[int, ...] = (4, 8, 12, 16, 20, 24, 28, 31)) -> MockParameter:
+    """Measure gain and noise of the active backend through the hardware path.
+
+    A full array (128 rows x 256 columns) gets a known weight — column ``c`` holds the constant ``w_c``, spanning
+    -63..63 over the columns — and constant input vectors at several ``levels``, each sent ``repetitions`` times.
+    gain = median of measured / ideal over entries in the linear range (|measured| in 8..100 LSB);
+    noise = median over columns of the standard deviation of the residual ``measured - gain * ideal``.
+
+    :returns: the measured parameter; it is *not* installed — pass it to :func:`set_mock_parameter`.
+    """
+    rows, columns = _hardware.ARRAY_ROWS, _hardware.ARRAY_COLUMNS
+    column_weight = np.round(np.linspace(_hardware.WEIGHT_MIN, _hardware.WEIGHT_MAX, columns)).astype(np.int64)
+    weights = np.broadcast_to(column_weight, (rows, columns)).copy()
+    level = np.repeat(np.asarray(levels, dtype=np.int64), repetitions)
+    inputs = np.broadcast_to(level[:, None], (level.size, rows)).copy()
+    measured = _hardware.run_matmul(inputs, weights, num_sends=1, wait_between_events=5).astype(np.float64)
+    ideal = (level[:, None] * rows * column_weight[None, :]).astype(np.float64)
+    linear = (np.abs(measured) >= 8) & (np.abs(measured) <= 100) & (ideal != 0)
+    if not linear.any():
+        raise RuntimeError("measure_mock_parameter: no output of the backend lies in the linear range 8..100 LSB")
+    gain = float(np.median(measured[linear] / ideal[linear]))
+    residual = np.where(linear, measured - gain * ideal, np.nan)
+    usable = np.sum(linear, axis=0) >= 2
+    noise = float(np.median(np.nanstd(residual[:, usable], axis=0)))
+    parameter = MockParameter(noise_std=noise, gain=min(max(gain, 1e-9), 1.0))
+    _log.info("measured mock parameter %s", parameter)
+    return parameter
+
+
+# Large CPU outputs draw their noise from a pool: a fresh N(0, 1) sample per entry costs more than the matmul
+# itself on a CPU (~5 ns vs ~1 ns per output entry at N = 1024). Each block of a call reads a contiguous window at a
+# random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The marginal
+# distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
+_BLOCK_BYTES = 4 << 20  # tile results per batch block: stays in the cache through mul, noise, floor, clamp, sum
+_FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
+_POOL_SIZE = 1 << 22
+_POOL_REFRESH = 1 << 18
+_noise_pools: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _pooled_noise(count: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    key = (device, dtype)
+    pool = _noise_pools.get(key)
+    if pool is None:
+        pool = _noise_pools[key] = torch.randn(_POOL_SIZE, device=device, dtype=dtype)
+    else:
+        start = int(torch.randint(0, _POOL_SIZE - _POOL_REFRESH + 1, ()))
+        pool[start:start + _POOL_REFRESH].normal_()
+    offset = int(torch.randint(0, (_POOL_SIZE - count) // 64 + 1, ())) * 64  # aligned: vectorised adds
+    return pool[offset:offset + count]
+
+
+def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter: MockParameter) -> torch.Tensor:
+    """The mock forward of a 2-D matmul (no gradient tracking).
+
+    Per 128-row tile: ``clamp(floor(x @ W * num_sends * gain + N(0, noise_std**2)), -128, 127)``; the tiles'
+    results are summed and clamped again. All tiles go through one batched GEMM; the batch is processed in blocks
+    so the element-wise steps run in place on cache-sized data.
+
+    :param x: (batch, N) floating tensor, already rounded and range-checked.
+    :param weight: (N, M) floating tensor, same dtype and device as ``x``.
+    :returns: (batch, M) tensor of integer values in -128..127, dtype and device of ``x``.
+    """
+    batch, rows = x.shape
+    columns = weight.shape[1]
+    tile = _hardware.ARRAY_ROWS
+    tiles = max(1, -(-rows // tile))
+    padding = tiles * tile - rows
+    if padding and tiles > 1:
+        x = torch.nn.functional.pad(x, (0, padding))
+        weight = torch.nn.functional.pad(weight, (0, 0, 0, padding))
+    scale = float(num_sends) * parameter.gain
+    noise_std = parameter.noise_std
+    out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
+    if batch == 0 or columns == 0:
+        return out
+    if tiles == 1:
+        x_tiles, weight_tiles = x.unsqueeze(0), weight.unsqueeze(0)
+    else:
+        x_tiles = x.view(batch, tiles, tile).transpose(0, 1)  # (tiles, batch, 128)
+        weight_tiles = weight.view(tiles, tile, columns)
+    pooled = noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
+    block = max(1, min(batch, _BLOCK_BYTES // (x.element_size() * tiles * columns)))
+    for start in range(0, batch, block):
+        stop = min(batch, start + block)
+        part = torch.bmm(x_tiles[:, start:stop], weight_tiles)  # (tiles, block, M)
+        part.mul_(scale)
+        if noise_std > 0:
+            noise = (_pooled_noise(part.numel(), x.device, x.dtype).view(part.shape) if pooled
+                     else torch.randn(part.shape, dtype=x.dtype, device=x.device))
+            part.add_(noise, alpha=noise_std)
+        part.floor_().clamp_(_hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX)
+        torch.sum(part, dim=0, out=out[start:stop])
+    if tiles > 1:
+        out.clamp_(_hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX)
+    return out

@@ -1,0 +1,19 @@
+"""Fixtures of the bss2.ml tests: each test starts from the default mock parameter and a released backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+import bss2.ml as ml
+
+
+@pytest.fixture(autouse=True)
+def _clean_state() -> Iterator[None]:
+    ml.set_mock_parameter(ml.MockParameter())
+    torch.manual_seed(0)
+    yield
+    ml.release_hardware()
+    ml.set_mock_parameter(ml.MockParameter())
