@@ -196,7 +196,8 @@ def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: i
     The input is an :class:`ExternalInput` (DataUInt5, N entries) in instance 0.
     """
     builder = GraphBuilder()
-    n = np.shape(weights)[0]
+    weights = _readonly_int8(weights)
+    n = weights.shape[0]
     x = builder.add(ExternalInput(CT.DataUInt5, n, "x"), execution_instance=builder.new_execution_instance())
     y = matmul(builder, x, weights, num_sends, wait_between_events, num_chips)
     return builder.build(), x, y

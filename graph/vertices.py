@@ -64,12 +64,14 @@ def _coordinate(kind: type[Coordinate]) -> Any:
 
 
 def _readonly_array(dtype: Any, ndim: int) -> Any:
-    """attrs converter: an ndarray of ``dtype`` that nobody can write through (a view when possible)."""
+    """attrs converter: an ndarray of ``dtype`` that nobody can write through (no copy if read-only)."""
 
     def convert(value: Any) -> np.ndarray:
         array = np.asarray(value)
         if array.dtype != dtype:
-            if array.size and array.dtype.kind not in "iub":
+            if array.size and array.dtype.kind == "f" and np.all(np.floor(array) == array):
+                pass  # integral floats (e.g. from np.zeros) are accepted
+            elif array.size and array.dtype.kind not in "iub":
                 raise GraphTypeError(f"expected an integer array, got dtype {array.dtype}")
             if np.dtype(dtype) == np.bool_:
                 if array.size and (array.min() < 0 or array.max() > 1):
@@ -85,7 +87,9 @@ def _readonly_array(dtype: Any, ndim: int) -> Any:
         if array.ndim != ndim:
             raise GraphValueError(f"expected a {ndim}-d array, got shape {array.shape}")
         if array.flags.writeable:
-            array = array.view()
+            # the caller could still write through its array: keep a private copy. Arrays that are already
+            # read-only are kept by reference (tiles share one matrix that way).
+            array = array.copy()
             array.flags.writeable = False
         return array
 
