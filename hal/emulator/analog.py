@@ -1,0 +1,234 @@
+"""The analog core: fixed pattern, parameters from CapMem, hagen-mode MAC and time-stepped spiking neurons.
+
+Units: membrane voltages in CADC LSB relative to CADC mid-scale (a sample reads ``128 + V``), currents in
+LSB/us, times in FPGA cycles (8 ns) unless the name ends in ``_us``. Neuron ``j = row * 256 + column``
+(``AtomicNeuronOnDLS`` enum); synapse driver ``g = hemisphere * 128 + d``. See ``docs/emulator.rst``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ..regmap import REGISTER_MAP
+from .config import EmulatorConfig
+
+N_NEURONS = 512
+CYCLES_PER_US = 125.0
+_NEURON = np.arange(N_NEURONS)
+_QUADRANT = (_NEURON // 256) * 2 + (_NEURON % 256) // 128
+_CAPMEM_COLUMN = _NEURON % 128
+_ROW = {row.name: row.row for row in REGISTER_MAP.capmem_neuron_rows}
+_SHARED = {row.name: row.row for row in REGISTER_MAP.capmem_shared_rows}
+_NOMINAL = {row.name: row.nominal for row in REGISTER_MAP.capmem_neuron_rows}
+_NOMINAL_SHARED = {row.name: row.nominal for row in REGISTER_MAP.capmem_shared_rows}
+# the quantisation threshold sits this far below each code boundary, so that an exact ideal response
+# (a multiple of the gain) is not floored one LSB too low by float32 rounding
+_FLOOR_TOLERANCE = 1e-3
+
+
+class FixedPattern:
+    """Per-chip deviations, drawn once from the chip serial (same seed, same pattern)."""
+
+    def __init__(self, chip_id: int, config: EmulatorConfig) -> None:
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence([chip_id & 0xFFFF_FFFF, 0xB552]).spawn(16)]
+        n = N_NEURONS
+
+        def rel(index: int, spread: float, shape: int | tuple[int, ...] = n, low: float = 0.2) -> np.ndarray:
+            return np.maximum(1.0 + spread * streams[index].standard_normal(shape), low)
+
+        self.gain_exc = rel(0, config.gain_spread)
+        self.gain_inh = rel(1, config.gain_spread)
+        self.zero_exc = config.gain_curve_zero_code + config.gain_curve_zero_spread_code * streams[2].standard_normal(n)
+        self.zero_inh = config.gain_curve_zero_code + config.gain_curve_zero_spread_code * streams[3].standard_normal(n)
+        self.synapse = rel(4, config.synapse_spread, (2, 256, 256), 0.0).astype(np.float32)
+        self.driver = rel(5, config.driver_spread, 256, 0.0)
+        self.voltage_slope = rel(6, config.voltage_slope_spread)
+        self.offset = config.offset_spread_lsb * streams[7].standard_normal(n)
+        self.threshold_offset = config.threshold_spread_lsb * streams[8].standard_normal(n)
+        self.tau_mem = rel(9, config.tau_spread, low=0.3)
+        self.tau_exc = rel(10, config.tau_spread, low=0.3)
+        self.tau_inh = rel(11, config.tau_spread, low=0.3)
+        if math.isinf(config.saturation_knee_lsb):
+            self.knee = np.full(n, np.inf)
+        else:
+            self.knee = np.maximum(config.saturation_knee_lsb + config.saturation_knee_spread_lsb * streams[12].standard_normal(n), 80.0)
+
+
+class NeuronParams(NamedTuple):
+    """Per-neuron parameters (arrays of 512) derived from CapMem, neuron configs and the fixed pattern."""
+
+    v_leak: np.ndarray
+    v_reset: np.ndarray
+    v_threshold: np.ndarray
+    v_exponential: np.ndarray
+    tau_mem_us: np.ndarray  # inf where the leak is disabled (parasitic leakage is added separately)
+    tau_exc_us: np.ndarray
+    tau_inh_us: np.ndarray
+    hagen_exc: np.ndarray  # LSB per (activation x weight) of a hagen pulse
+    hagen_inh: np.ndarray
+    spike_exc: np.ndarray  # membrane charge (LSB) per unit weight of a spiking-mode event
+    spike_inh: np.ndarray
+    offset_current: np.ndarray  # LSB/us
+    adaptation_a: np.ndarray  # 1/us
+    adaptation_b: np.ndarray  # LSB/us per spike
+    tau_adaptation_us: np.ndarray
+    exponential_strength: np.ndarray  # 1/us
+    leak: np.ndarray  # bool flags from neuron_config
+    threshold: np.ndarray
+    fire: np.ndarray
+    adaptation: np.ndarray
+    exponential: np.ndarray
+    readout: np.ndarray
+    exc_input: np.ndarray
+    inh_input: np.ndarray
+    refractory_cycles: np.ndarray
+    address_out: np.ndarray
+    spike_out: np.ndarray
+
+
+def neuron_params(config: EmulatorConfig, pattern: FixedPattern, capmem: np.ndarray, neuron_words: np.ndarray, backend_words: np.ndarray) -> NeuronParams:
+    """Derive the neuron parameters from effective CapMem values ``capmem`` (4, 24, 130) and config words."""
+    cells = capmem[_QUADRANT, :, _CAPMEM_COLUMN]  # (512, 24)
+    shared = capmem[_QUADRANT, :, 128]
+
+    def voltage(name: str) -> np.ndarray:
+        return config.voltage_lsb_per_code * pattern.voltage_slope * (cells[:, _ROW[name]] - config.voltage_zero_code) + pattern.offset
+
+    def flag(bit: int) -> np.ndarray:
+        return ((neuron_words >> bit) & 1).astype(bool)
+
+    capacitance = np.maximum((neuron_words >> 8) & 63, 1) / 63.0
+    exc_on, inh_on = flag(0), flag(1)
+    nominal_span = _NOMINAL["i_bias_syn_exc_gm"] - config.gain_curve_zero_code
+    dac = shared[:, _SHARED["i_bias_synapse_dac"]] / _NOMINAL_SHARED["i_bias_synapse_dac"]
+    pulse = shared[:, _SHARED["i_bias_synapse_driver"]] / _NOMINAL_SHARED["i_bias_synapse_driver"]
+    # gm transfer curve: zero below a per-neuron code, then proportional (a calibration can equalise it)
+    g_exc = pattern.gain_exc * np.maximum(cells[:, _ROW["i_bias_syn_exc_gm"]] - pattern.zero_exc, 0.0) / nominal_span * dac / capacitance * exc_on
+    g_inh = pattern.gain_inh * np.maximum(cells[:, _ROW["i_bias_syn_inh_gm"]] - pattern.zero_inh, 0.0) / nominal_span * dac / capacitance * inh_on
+
+    def time_constant(base_us: float, nominal: float, code: np.ndarray, deviation: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.where(code > 0.5, base_us * nominal / np.maximum(code, 1e-9) * deviation, np.inf)
+
+    leak = flag(2)
+    tau_mem = time_constant(config.tau_mem_us, _NOMINAL["i_bias_leak"], cells[:, _ROW["i_bias_leak"]], pattern.tau_mem * capacitance)
+    tau_mem = np.where(leak, tau_mem, np.inf)
+    return NeuronParams(
+        v_leak=voltage("v_leak"),
+        v_reset=voltage("v_reset"),
+        v_threshold=voltage("v_threshold") + pattern.threshold_offset,
+        v_exponential=voltage("v_exponential"),
+        tau_mem_us=tau_mem,
+        tau_exc_us=time_constant(config.tau_syn_us, _NOMINAL["i_bias_syn_exc_tau"], cells[:, _ROW["i_bias_syn_exc_tau"]], pattern.tau_exc),
+        tau_inh_us=time_constant(config.tau_syn_us, _NOMINAL["i_bias_syn_inh_tau"], cells[:, _ROW["i_bias_syn_inh_tau"]], pattern.tau_inh),
+        hagen_exc=config.hagen_gain * g_exc * pulse,
+        hagen_inh=config.hagen_gain * g_inh * pulse,
+        spike_exc=config.spike_charge_lsb * g_exc,
+        spike_inh=config.spike_charge_lsb * g_inh,
+        offset_current=config.offset_current_lsb_per_us_per_code * cells[:, _ROW["i_mem_offset"]] / capacitance,
+        adaptation_a=config.adaptation_a_per_code * cells[:, _ROW["i_bias_adaptation_a"]],
+        adaptation_b=config.adaptation_b_lsb_per_code * cells[:, _ROW["i_bias_adaptation_b"]],
+        tau_adaptation_us=time_constant(config.adaptation_tau_us, _NOMINAL["i_bias_adaptation_tau"], cells[:, _ROW["i_bias_adaptation_tau"]], 1.0),
+        exponential_strength=config.exponential_strength_per_code * cells[:, _ROW["i_bias_exponential"]],
+        leak=leak,
+        threshold=flag(3),
+        fire=flag(4),
+        adaptation=flag(5),
+        exponential=flag(6),
+        readout=flag(7),
+        exc_input=exc_on,
+        inh_input=inh_on,
+        refractory_cycles=((backend_words >> 8) & 0xFF).astype(np.float64),
+        address_out=(backend_words & 0xFF).astype(np.int64),
+        spike_out=((backend_words >> 20) & 1).astype(bool),
+    )
+
+
+def hagen_weights(config: EmulatorConfig, pattern: FixedPattern, params: NeuronParams, weights: np.ndarray, driver_words: np.ndarray) -> np.ndarray:
+    """Effective hagen-mode weight of every (driver, column): LSB per unit activation, (2, 128, 256) float32.
+
+    ``weights`` (2, 256, 256) are the 6-bit synapse weights; a driver's top row adds with its row mode's sign
+    through the column neuron's excitatory or inhibitory gain, likewise its bottom row.
+    """
+    mode_top = ((driver_words >> 1) & 3).reshape(2, 128)
+    mode_bottom = ((driver_words >> 3) & 3).reshape(2, 128)
+    scale = driver_scale(config, pattern, driver_words).reshape(2, 128)
+    out = np.empty((2, 128, 256), dtype=np.float32)
+    for h in range(2):  # two synrams
+        w = weights[h].astype(np.float32) * pattern.synapse[h]
+        top, bottom = w[0::2], w[1::2]
+        exc = top * (mode_top[h] & 1)[:, None] + bottom * (mode_bottom[h] & 1)[:, None]
+        inh = top * ((mode_top[h] >> 1) & 1)[:, None] + bottom * ((mode_bottom[h] >> 1) & 1)[:, None]
+        columns = slice(h * 256, (h + 1) * 256)
+        eff = exc * params.hagen_exc[columns].astype(np.float32) - inh * params.hagen_inh[columns].astype(np.float32)
+        out[h] = eff * scale[h][:, None].astype(np.float32)
+    return out
+
+
+def driver_scale(config: EmulatorConfig, pattern: FixedPattern, driver_words: np.ndarray) -> np.ndarray:
+    """Relative pulse length of each of the 256 drivers (fixed pattern times the offset calibration)."""
+    offset = (driver_words >> 12) & 15
+    return np.maximum(pattern.driver * (1.0 + config.driver_offset_step * (offset - 8.0)), 0.0)
+
+
+class NoiseSource:
+    """Gaussian noise by inverse-CDF table lookup on random uint16 (far cheaper than standard_normal)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.table = _normal_table()
+
+    def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
+        """float32 samples with standard deviation ``std``."""
+        n = int(np.prod(shape))
+        index = np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16)
+        out = self.table[index].reshape(shape)
+        if std != 1.0:
+            out *= np.float32(std)
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    """Midpoints of 65536 equiprobable bins of the standard normal (inverse CDF; no scipy)."""
+    p = (np.arange(65536, dtype=np.float64) + 0.5) / 65536.0
+    table = (np.sqrt(2.0) * _erfinv(2.0 * p - 1.0)).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def _erfinv(y: np.ndarray) -> np.ndarray:
+    """Inverse error function (Giles' approximation refined by two Newton steps)."""
+    w = -np.log((1.0 - y) * (1.0 + y))
+    small = w < 5.0
+    ws = w - 2.5
+    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
+    ps = np.polyval([2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+                     -0.00417768164, 0.246640727, 1.50140941], ws)
+    pl = np.polyval([-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+                     0.00943887047, 1.00167406, 2.83297682], wl)
+    x = np.where(small, ps, pl) * y
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(2):
+        x = x - (erf(x) - y) / (2.0 / math.sqrt(math.pi) * np.exp(-x * x))
+    return x
+
+
+def saturate(swing: np.ndarray, knee: np.ndarray, span: float) -> np.ndarray:
+    """Soft saturation of the membrane swing (LSB) beyond a per-column knee; linear inside ``±knee`` (in place).
+
+    Beyond the knee the excess e is compressed to ``e / (1 + e / span)``, approaching ``knee + span``.
+    """
+    finite = np.isfinite(knee)
+    if not finite.any():
+        return swing
+    if np.abs(swing).max(initial=0.0) <= knee[finite].min():
+        return swing
+    magnitude = np.abs(swing)
+    excess = np.maximum(magnitude - knee, 0.0, dtype=swing.dtype)
+    swing -= np.copysign(excess * excess / (span + excess), swing).astype(swing.dtype, copy=False)
+    return swing

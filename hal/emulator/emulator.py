@@ -1,0 +1,522 @@
+"""The chip emulator: executes wire-format instruction words against register memory and the analog core.
+
+Execution is vectorised over the instruction stream: the words are decoded and checked at once, the
+timeline (each instruction's start time in cycles) comes from cumulative sums with a running maximum for
+WAIT_UNTIL, and the stream is cut into *runs*: maximal stretches of configuration writes (applied to
+register memory at once, last write wins) and stretches of everything else (events, resets, reads,
+waits), which the analog core (:mod:`.dynamics`) processes with array operations against the constant
+configuration of that stretch. Python loops run per run, per timer reset and per block header, never per
+word, event or batch entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import attrs
+import numpy as np
+
+from .. import wire
+from ..regmap import REGISTER_MAP
+from ..wire import ErrorCode, Opcode, ResponseType
+from .config import EmulatorConfig
+from .dynamics import AnalogCore, DynamicsInput
+
+_log = logging.getLogger("bss2.hal")
+
+_U64 = np.uint64
+_ACCESS_CODE = {"rw": 1, "ro": 2, "wo": 3}
+_BLOCKS = list(REGISTER_MAP)
+ADDRESS_END: Final = max(b.last_address for b in _BLOCKS) + 1
+
+
+def _build_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    block_of = np.full(ADDRESS_END, -1, dtype=np.int16)
+    access = np.zeros(ADDRESS_END, dtype=np.uint8)
+    defaults = np.zeros(ADDRESS_END, dtype=np.uint32)
+    for index, block in enumerate(_BLOCKS):
+        addresses = block.all_addresses
+        block_of[addresses] = index
+        access[addresses] = _ACCESS_CODE[block.access]
+        defaults[addresses] = np.broadcast_to(block.default_words(), addresses.shape)
+    return block_of, access, defaults
+
+
+_BLOCK_OF, _ACCESS, _DEFAULTS = _build_tables()
+_MAPPED_CUM = np.concatenate(([0], np.cumsum(_ACCESS > 0)))
+_RO_CUM = np.concatenate(([0], np.cumsum(_ACCESS == 2)))
+
+
+def _base(name: str) -> int:
+    return REGISTER_MAP[name].base
+
+
+CHIP_ID = _base("chip_id")
+CHIP_RESET = _base("chip_reset")
+TIMER = _base("timer")
+NEURON_RESET = _base("neuron_reset")
+SPIKE_INJECTION = _base("spike_injection")
+MADC_CONTROL = _base("madc_control")
+CADC_SAMPLES = _base("cadc_sample_quad")
+CAPMEM = REGISTER_MAP["capmem_cell"]
+PPU_CONTROL = REGISTER_MAP["ppu_control"]
+COUNTERS = REGISTER_MAP["crossbar_output_event_counter"]
+# the first word of each CADC sample row (cadc * 2 + channel type): reading it converts the row
+_ROW_FIRST = CADC_SAMPLES + 64 * np.arange(4)
+_TRIGGERS = (CHIP_RESET, NEURON_RESET, SPIKE_INJECTION, MADC_CONTROL, TIMER)
+
+
+@attrs.frozen
+class Timing:
+    """Hardware time of one program (seconds) and its parts.
+
+    ``chip_s``: the chip timeline (issue cycles, waits, event delays, resets, ADC conversions);
+    ``host_link_s``: the larger of instruction and response words over the host link;
+    ``chip_io_s``: all words over the FPGA-chip I/O. ``total_s`` is the largest of the three.
+    """
+
+    chip_s: float
+    host_link_s: float
+    chip_io_s: float
+    instruction_words: int
+    response_words: int
+
+    @property
+    def total_s(self) -> float:
+        """The program's hardware time: the slowest of chip timeline and links."""
+        return max(self.chip_s, self.host_link_s, self.chip_io_s)
+
+
+class Emulator:
+    """An emulated BrainScaleS-2 chip (see ``docs/emulator.rst`` for the physical model).
+
+    ``seed`` is the chip serial: it seeds the fixed pattern (``chip_id = seed & 0xFFFFFFFF``, readable in the
+    ``chip_id`` register) and the temporal noise. State (registers, membranes, CapMem, clock) persists
+    across :meth:`execute` calls until :meth:`reset` or a write of ``chip_reset.reset = 1``.
+    """
+
+    def __init__(self, seed: int = 0, config: EmulatorConfig | None = None) -> None:
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            from ..errors import HalValueError
+
+            raise HalValueError(f"seed = {seed!r} must be a non-negative integer")
+        self.seed = int(seed)
+        self.chip_id = self.seed & 0xFFFF_FFFF
+        self.config = config if config is not None else EmulatorConfig.default()
+        self.core = AnalogCore(self.chip_id, self.seed, self.config)
+        self.last_timing = Timing(0.0, 0.0, 0.0, 0, 0)
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Power-on state: registers at their defaults, CapMem at 0, membranes at rest, clock at 0."""
+        self.memory = _DEFAULTS.copy()
+        self.memory[CHIP_ID] = self.chip_id
+        self.time = 0.0  # model clock, cycles since power-on
+        self.timer_zero = 0.0  # model time at which the FPGA timer read 0
+        self.core.power_on(self.memory)
+
+    @property
+    def hardware_time(self) -> float:
+        """Hardware time of the last program in seconds (see :class:`Timing`)."""
+        return self.last_timing.total_s
+
+    # ----------------------------------------------------------------------------------------- execute
+    def execute(self, words: np.ndarray) -> np.ndarray:
+        """Run one program of instruction words; return the response words (uint64).
+
+        Malformed words produce ERROR responses and execution continues; only an argument that is not a
+        1-D integer array raises (:class:`bss2.hal.errors.EncodingError`).
+        """
+        stream = wire.decode_instructions(words)
+        program = _Program(stream, self)
+        t0 = self.time
+        starts = program.timeline(self)
+        end_time = starts[-1]
+        results = _Results(program)
+        for begin, end, is_config in program.runs():
+            if is_config:
+                self._apply_config(program, begin, end, starts)
+            else:
+                self._run_dynamics(program, begin, end, starts, results, end_time)
+        self.time = end_time
+        self.core.settle_to(end_time)
+        responses = results.assemble(starts[:-1])
+        cycles = end_time - t0
+        n_in, n_out = int(stream.words.size), int(responses.size)
+        self.last_timing = Timing(
+            chip_s=cycles * wire.CYCLE_SECONDS,
+            host_link_s=max(n_in, n_out) * 64 / self.config.host_link_bits_per_s,
+            chip_io_s=(n_in + n_out) * 64 / self.config.chip_io_bits_per_s,
+            instruction_words=n_in,
+            response_words=n_out,
+        )
+        return responses
+
+    # ---------------------------------------------------------------------------------- config writes
+    def _apply_config(self, program: _Program, begin: int, end: int, starts: np.ndarray) -> None:
+        resets = np.flatnonzero(program.chip_reset[begin:end]) + begin
+        if resets.size:
+            begin = int(resets[-1]) + 1  # writes before the last reset are wiped by it
+            self.memory = _DEFAULTS.copy()
+            self.memory[CHIP_ID] = self.chip_id
+            self.timer_zero = float(starts[resets[-1]])
+            self.core.power_on(self.memory, time=float(starts[resets[-1]]))
+        addresses, values, order_instr = program.config_writes(begin, end)
+        if addresses.size == 0:
+            return
+        # last write wins: keep the final occurrence of every address
+        reversed_unique, first_in_reversed = np.unique(addresses[::-1], return_index=True)
+        keep = addresses.size - 1 - first_in_reversed
+        addresses, values, order_instr = addresses[keep], values[keep], order_instr[keep]
+        self.memory[addresses] = values
+        self.core.config_written(self.memory, addresses, values, starts[order_instr])
+
+    # -------------------------------------------------------------------------------------- dynamics
+    def _run_dynamics(self, program: _Program, begin: int, end: int, starts: np.ndarray, results: _Results, end_time: float) -> None:
+        op = program.opcode[begin:end]
+        ok = program.ok[begin:end]
+        instr = np.arange(begin, end)
+        t = starts[begin:end]
+        run_end = float(starts[end]) if end < starts.size - 1 else end_time
+
+        spikes = np.flatnonzero((op == Opcode.SPIKES) & ok)
+        payload = program.payload[begin:end][spikes]
+        delays = ((payload >> _U64(50)) & _U64(63)).astype(np.float64)
+        labels3 = np.stack(
+            [((payload >> _U64(s)) & _U64(0xFFFF)).astype(np.uint16) for s in (32, 16, 0)], axis=1
+        ) if spikes.size else np.zeros((0, 3), np.uint16)
+        counts = ((payload >> _U64(48)) & _U64(3)).astype(np.int64)
+
+        writes = (op == Opcode.WRITE) & ok
+        address = program.address[begin:end]
+        data = program.low32[begin:end]
+        inject = np.flatnonzero(writes & (address == SPIKE_INJECTION))
+        neuron_reset = np.flatnonzero(writes & (address == NEURON_RESET))
+        madc = np.flatnonzero(writes & (address == MADC_CONTROL))
+        conv_instr, conv_row = program.conversions_in(begin, end)
+
+        dyn = DynamicsInput(
+            t_begin=float(t[0]) if t.size else run_end,
+            t_end=run_end,
+            spike_instr=instr[spikes],
+            spike_time=t[spikes] + delays,
+            spike_labels=labels3,
+            spike_counts=counts,
+            inject_instr=instr[inject],
+            inject_time=t[inject],
+            inject_label=(data[inject] & 0xFFFF).astype(np.uint16),
+            reset_instr=instr[neuron_reset],
+            reset_time=t[neuron_reset],
+            reset_quadrants=(data[neuron_reset] & 0xF).astype(np.int64),
+            conv_instr=conv_instr,
+            conv_time=starts[conv_instr],
+            conv_row=conv_row,
+            madc_time=t[madc],
+            madc_start=(data[madc] & 1).astype(bool),
+            madc_stop=((data[madc] >> 1) & 1).astype(bool),
+            read_counter_times=program.counter_read_times(begin, end, starts),
+        )
+        out = self.core.run(dyn, self.memory)
+        results.add_dynamics(program, begin, end, starts, out, self)
+
+
+class _Program:
+    """The decoded, checked instruction stream of one ``execute`` call (all arrays per instruction)."""
+
+    def __init__(self, stream: wire.InstructionStream, emulator: Emulator) -> None:
+        self.stream = stream
+        op = stream.opcode
+        payload = stream.payload
+        n = op.size
+        self.n = n
+        self.opcode = op
+        self.payload = payload
+        address = stream.addresses
+        low = stream.low32
+        count = (payload & _U64(0xFFFF)).astype(np.int64)
+        self.address, self.low32 = address, low
+        is_write, is_read = op == Opcode.WRITE, op == Opcode.READ
+        is_wblock, is_rblock = op == Opcode.WRITE_BLOCK, op == Opcode.READ_BLOCK
+        is_spikes = op == Opcode.SPIKES
+        error = np.zeros(n, dtype=np.uint8)
+
+        def flag(condition: np.ndarray, code: int) -> None:
+            np.copyto(error, np.uint8(code), where=condition & (error == 0))
+
+        flag((op < Opcode.WRITE) | (op > Opcode.END), ErrorCode.UNKNOWN_OPCODE)
+        spike_count = (payload >> _U64(48)) & _U64(3)
+        label1 = (payload >> _U64(16)) & _U64(0xFFFF)
+        label2 = payload & _U64(0xFFFF)
+        malformed = (
+            (is_read & (low != 0))
+            | ((is_wblock | is_rblock) & (((low >> 16) != 0) | (count == 0)))
+            | (((op == Opcode.TIMER_RESET) | (op == Opcode.BARRIER)) & (payload != 0))
+            | (((op == Opcode.WAIT_UNTIL) | (op == Opcode.END)) & ((payload >> _U64(32)) != 0))
+            | (is_spikes & ((spike_count == 0) | ((spike_count < 2) & (label1 != 0)) | ((spike_count < 3) & (label2 != 0))))
+        )
+        flag(malformed, ErrorCode.MALFORMED)
+
+        # WRITE_BLOCK data: which instruction owns each block, whether it is complete
+        header_instr = np.searchsorted(stream.index, stream.block_headers)
+        available = np.bincount(stream.block_of, minlength=header_instr.size)[: header_instr.size]
+        truncated = np.zeros(n, dtype=bool)
+        truncated[header_instr[available < stream.block_counts]] = True
+        flag(truncated, ErrorCode.TRUNCATED_BLOCK)
+
+        single = is_write | is_read
+        span = np.where(is_wblock | is_rblock, count, np.where(single, 1, 0))
+        first = np.minimum(address, ADDRESS_END)
+        last = np.minimum(address + span, ADDRESS_END)
+        mapped = (_MAPPED_CUM[last] - _MAPPED_CUM[first]) == span
+        flag((single | is_wblock | is_rblock) & ~mapped, ErrorCode.UNMAPPED_ADDRESS)
+        read_only = (_RO_CUM[last] - _RO_CUM[first]) > 0
+        flag((is_write | is_wblock) & read_only, ErrorCode.READ_ONLY)
+
+        # field values the chip rejects: CapMem code 1023; PPU start (not emulated)
+        in_capmem = (address >= CAPMEM.base) & (address <= CAPMEM.last_address)
+        flag(is_write & in_capmem & ((low & 0x3FF) == 0x3FF), ErrorCode.INVALID_VALUE)
+        in_ppu = (address >= PPU_CONTROL.base) & (address <= PPU_CONTROL.last_address)
+        flag(is_write & in_ppu & ((low & 1) == 1), ErrorCode.NOT_EMULATED)
+        block_data_address = np.zeros(0, np.int64)
+        if stream.block_of.size:
+            first_of_block = np.concatenate(([0], np.cumsum(available)[:-1]))
+            block_data_address = address[header_instr][stream.block_of] + (np.arange(stream.block_of.size) - first_of_block[stream.block_of])
+            data = stream.block_data.astype(np.int64)
+            bad_capmem = (block_data_address >= CAPMEM.base) & (block_data_address <= CAPMEM.last_address) & ((data & 0x3FF) == 0x3FF)
+            bad_ppu = (block_data_address >= PPU_CONTROL.base) & (block_data_address <= PPU_CONTROL.last_address) & ((data & 1) == 1)
+            for mask, code in ((bad_capmem, ErrorCode.INVALID_VALUE), (bad_ppu, ErrorCode.NOT_EMULATED)):
+                if mask.any():
+                    bad_headers = np.zeros(n, dtype=bool)
+                    bad_headers[header_instr[np.unique(stream.block_of[mask])]] = True
+                    flag(bad_headers & is_wblock, code)
+        self.block_data_address = block_data_address
+        self.header_instr = header_instr
+        self.error = error
+        ok = error == 0
+        self.ok = ok
+
+        # what each valid instruction is
+        self.chip_reset = is_write & ok & (address == CHIP_RESET) & ((low & 1) == 1)
+        trigger = np.isin(address, _TRIGGERS)
+        rw = _ACCESS[np.minimum(address, ADDRESS_END - 1)] == 1
+        self.config = ok & ((is_write & rw & ~trigger) | is_wblock | self.chip_reset)
+        self.timer_set = ok & ((op == Opcode.TIMER_RESET) | (is_write & (address == TIMER)))
+        self.is_read = ok & (is_read | is_rblock)
+        self.read_count = np.where(self.is_read, span, 0)
+        self.is_end = ok & (op == Opcode.END)
+
+        # CADC conversions: a valid read covering the first word of a sample row converts that row
+        covers = self.is_read[:, None] & (address[:, None] <= _ROW_FIRST[None, :]) & (_ROW_FIRST[None, :] < (address + span)[:, None])
+        conv_instr, conv_row = np.nonzero(covers)
+        self.conv_instr, self.conv_row = conv_instr.astype(np.int64), conv_row.astype(np.int64)
+
+        # read words (program order)
+        read_instr = np.flatnonzero(self.is_read)
+        counts = self.read_count[read_instr]
+        self.read_instr = read_instr
+        self.read_word_instr = np.repeat(read_instr, counts)
+        offsets = np.arange(self.read_word_instr.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.read_word_address = np.repeat(address[read_instr], counts) + offsets
+        self.read_values = np.zeros(self.read_word_instr.size, dtype=np.uint32)
+        self._cadc_cfg = emulator.memory[REGISTER_MAP["cadc_config"].base + np.arange(2)].astype(np.int64)
+
+    # ------------------------------------------------------------------------------------- timeline
+    def timeline(self, emulator: Emulator) -> np.ndarray:
+        """Start time (model cycles) of every instruction, plus the program's end time as a last element."""
+        cfg = emulator.config
+        op, ok = self.opcode, self.ok
+        duration = np.full(self.n, cfg.instruction_cycles, dtype=np.float64)
+        spikes = ok & (op == Opcode.SPIKES)
+        duration[spikes] += ((self.payload[spikes] >> _U64(50)) & _U64(63)).astype(np.float64)
+        duration[ok & (op == Opcode.WRITE) & (self.address == NEURON_RESET)] += cfg.neuron_reset_cycles
+        wblock = ok & (op == Opcode.WRITE_BLOCK)
+        duration[wblock] += np.ceil((self.payload[wblock] & _U64(0xFFFF)).astype(np.float64) / 2) * cfg.instruction_cycles
+        if self.conv_instr.size:
+            cadc = self.conv_row // 2
+            extra = cfg.cadc_conversion_cycles + ((self._cadc_cfg[cadc] >> 8) & 0xFF) + ((self._cadc_cfg[cadc] >> 16) & 0xFF)
+            np.add.at(duration, self.conv_instr, extra)
+        waits = ok & (op == Opcode.WAIT_UNTIL)
+        target = self.low32.astype(np.float64)
+        sets = np.flatnonzero(self.timer_set)
+        set_value = np.where(op[sets] == Opcode.TIMER_RESET, 0, self.low32[sets]).astype(np.float64)
+        starts = np.empty(self.n + 1, dtype=np.float64)
+        bounds = np.concatenate(([0], sets, [self.n]))
+        t, zero = emulator.time, emulator.timer_zero
+        self.timer_zero_of = np.empty(self.n, dtype=np.float64)
+        for k in range(bounds.size - 1):  # one step per timer reset
+            a, b = int(bounds[k]), int(bounds[k + 1])
+            if a == b:
+                continue
+            if k > 0:  # instruction a sets the timer at its own start time
+                zero = t - set_value[k - 1]
+            wait_abs = np.where(waits[a:b], zero + target[a:b], -np.inf)
+            if k > 0:
+                wait_abs[0] = -np.inf
+            c = np.concatenate(([0.0], np.cumsum(duration[a:b])))
+            m = np.maximum.accumulate(np.concatenate(([t], wait_abs - c[1:])))
+            segment = c + m
+            starts[a:b] = segment[:-1]
+            self.timer_zero_of[a:b] = zero
+            t = float(segment[-1])
+        starts[self.n] = t
+        emulator.timer_zero = zero
+        return starts
+
+    def runs(self) -> list[tuple[int, int, bool]]:
+        """Maximal stretches of configuration writes and of everything else, in program order."""
+        if self.n == 0:
+            return []
+        change = np.flatnonzero(self.config[1:] != self.config[:-1]) + 1
+        bounds = np.concatenate(([0], change, [self.n]))
+        return [(int(a), int(b), bool(self.config[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def config_writes(self, begin: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Addresses, values and owning instruction of every register write in [begin, end), program order."""
+        sel = np.arange(begin, end)
+        singles = sel[self.config[begin:end] & (self.opcode[begin:end] == Opcode.WRITE) & ~self.chip_reset[begin:end]]
+        blocks = np.flatnonzero((self.header_instr >= begin) & (self.header_instr < end) & self.config[np.minimum(self.header_instr, max(self.n - 1, 0))])
+        if blocks.size == 0:
+            return self.address[singles], self.low32[singles].astype(np.uint32), singles
+        in_block = np.isin(self.stream.block_of, blocks)
+        block_addr = self.block_data_address[in_block]
+        block_instr = self.header_instr[self.stream.block_of[in_block]]
+        block_vals = self.stream.block_data[in_block]
+        # writes of a block into trigger registers (timer, resets, injections) are not performed
+        store = (_ACCESS[block_addr] == 1) & ~np.isin(block_addr, _TRIGGERS)
+        addresses = np.concatenate((self.address[singles], block_addr[store]))
+        values = np.concatenate((self.low32[singles].astype(np.uint32), block_vals[store]))
+        owners = np.concatenate((singles, block_instr[store]))
+        order = np.argsort(owners, kind="stable")
+        return addresses[order], values[order], owners[order]
+
+    def conversions_in(self, begin: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """CADC conversions (instruction, row 0..3) in [begin, end)."""
+        sel = (self.conv_instr >= begin) & (self.conv_instr < end)
+        return self.conv_instr[sel], self.conv_row[sel]
+
+    def counter_read_times(self, begin: int, end: int, starts: np.ndarray) -> np.ndarray:
+        """Times of the counter-register reads in [begin, end) (for event counting up to each read)."""
+        lo, hi = np.searchsorted(self.read_word_instr, [begin, end])
+        addresses = self.read_word_address[lo:hi]
+        counter = (addresses >= COUNTERS.base) & (addresses <= COUNTERS.last_address)
+        return starts[self.read_word_instr[lo:hi][counter]]
+
+
+class _Results:
+    """Response pieces collected while the runs execute, assembled in program order at the end."""
+
+    def __init__(self, program: _Program) -> None:
+        self.program = program
+        self.timed_time: list[np.ndarray] = []
+        self.timed_words: list[np.ndarray] = []
+
+    def add_dynamics(self, program: _Program, begin: int, end: int, starts: np.ndarray, out, emulator: Emulator) -> None:
+        lo, hi = np.searchsorted(program.read_word_instr, [begin, end])
+        if hi > lo:
+            addresses = program.read_word_address[lo:hi]
+            word_instr = program.read_word_instr[lo:hi]
+            values = emulator.memory[addresses]
+            access = _ACCESS[addresses]
+            values = np.where(access == 3, np.uint32(0), values)
+            timer = addresses == TIMER
+            if timer.any():
+                t = starts[word_instr[timer]] - program.timer_zero_of[word_instr[timer]]
+                values[timer] = (np.floor(t).astype(np.int64) & 0xFFFF_FFFF).astype(np.uint32)
+            counter = (addresses >= COUNTERS.base) & (addresses <= COUNTERS.last_address)
+            if counter.any():
+                values[counter] = out.counter_values[np.arange(np.count_nonzero(counter)), addresses[counter] - COUNTERS.base]
+            sample = (addresses >= CADC_SAMPLES) & (addresses < CADC_SAMPLES + 256)
+            if sample.any() and out.samples.shape[0]:
+                values[sample] = self._sample_values(program, addresses[sample], word_instr[sample], begin, end, out, values[sample])
+            program.read_values[lo:hi] = values
+        # the latest conversion of each row stays readable from register memory
+        if out.samples.shape[0]:
+            conv_instr, conv_row = program.conversions_in(begin, end)
+            for row in range(4):  # four sample rows
+                last = np.flatnonzero(conv_row == row)
+                if last.size:
+                    quads = out.samples[last[-1]].view(np.uint32)
+                    emulator.memory[CADC_SAMPLES + 64 * row : CADC_SAMPLES + 64 * (row + 1)] = quads
+        if out.spike_labels.size:
+            self.timed_time.append(out.spike_times)
+            self.timed_words.append(wire.encode_spike_responses(out.spike_labels, np.floor(out.spike_times - program.timer_zero_of[np.clip(np.searchsorted(starts[:-1], out.spike_times, "right") - 1, 0, max(program.n - 1, 0))]).astype(np.int64)))
+        if out.madc_values.size:
+            zero = program.timer_zero_of[np.clip(np.searchsorted(starts[:-1], out.madc_times, "right") - 1, 0, max(program.n - 1, 0))]
+            self.timed_time.append(out.madc_times)
+            self.timed_words.append(wire.encode_madc_samples(out.madc_values, np.floor(out.madc_times - zero).astype(np.int64), out.madc_channels))
+
+    @staticmethod
+    def _sample_values(program: _Program, addresses: np.ndarray, word_instr: np.ndarray, begin: int, end: int, out, stored: np.ndarray) -> np.ndarray:
+        conv_instr, conv_row = program.conversions_in(begin, end)
+        row = (addresses - CADC_SAMPLES) // 64
+        # the latest conversion of the same row at or before the reading instruction
+        conv_key = conv_row * (program.n + 1) + conv_instr
+        order = np.argsort(conv_key, kind="stable")
+        keys = conv_key[order]
+        position = np.searchsorted(keys, row * (program.n + 1) + word_instr, side="right") - 1
+        found = position >= 0
+        found[found] = conv_row[order[position[found]]] == row[found]
+        quads = out.samples.view(np.uint32)  # (n_conv, 64)
+        conv_index = order[np.maximum(position, 0)]
+        values = quads[conv_index, (addresses - CADC_SAMPLES) % 64]
+        return np.where(found, values, stored)
+
+    def assemble(self, starts: np.ndarray) -> np.ndarray:
+        p = self.program
+        n = p.n
+        own = np.zeros(n, dtype=np.int64)
+        errors = p.error != 0
+        own[errors] = 1
+        single_read = p.is_read & (p.opcode == Opcode.READ)
+        block_read = p.is_read & (p.opcode == Opcode.READ_BLOCK)
+        block_words = (p.read_count + 1) // 2
+        own[single_read] = 1
+        own[block_read] = 1 + block_words[block_read]
+        own[p.is_end] = 1
+        if self.timed_time:
+            timed_time = np.concatenate(self.timed_time)
+            timed_words = np.concatenate(self.timed_words)
+            order = np.argsort(timed_time, kind="stable")
+            timed_time, timed_words = timed_time[order], timed_words[order]
+            timed_at = np.minimum(np.searchsorted(starts, timed_time, side="right"), max(n - 1, 0))
+        else:
+            timed_words = np.zeros(0, dtype=_U64)
+            timed_at = np.zeros(0, dtype=np.int64)
+        pre = np.bincount(timed_at, minlength=n)[:n] if n else np.zeros(0, np.int64)
+        per_instr = pre + own
+        offset = np.cumsum(per_instr) - per_instr
+        total = int(per_instr.sum())
+        out = np.zeros(total, dtype=_U64)
+        if timed_words.size:
+            within = np.arange(timed_at.size) - (np.cumsum(pre) - pre)[timed_at]
+            out[offset[timed_at] + within] = timed_words
+        own_start = offset + pre
+        err_index = np.flatnonzero(errors)
+        if err_index.size:
+            out[own_start[err_index]] = wire.encode_errors(p.error[err_index], p.opcode[err_index], p.stream.index[err_index])
+        ends = np.flatnonzero(p.is_end)
+        if ends.size:
+            out[own_start[ends]] = (_U64(ResponseType.END) << _U64(56)) | (p.payload[ends] & _U64(0xFFFF_FFFF))
+        # reads: one value per word, in program order
+        word_is_block = p.opcode[p.read_word_instr] == Opcode.READ_BLOCK
+        singles = np.flatnonzero(single_read)
+        if singles.size:
+            values = p.read_values[~word_is_block]
+            out[own_start[singles]] = wire.encode_read_data(p.address[singles], values)
+        blocks = np.flatnonzero(block_read)
+        if blocks.size:
+            out[own_start[blocks]] = (_U64(ResponseType.BLOCK_DATA) << _U64(56)) | (p.address[blocks].astype(_U64) << _U64(32)) | p.read_count[blocks].astype(_U64)
+            counts = p.read_count[blocks]
+            padded = 2 * block_words[blocks]
+            values = p.read_values[word_is_block]
+            packed = np.zeros(int(padded.sum()), dtype=np.uint32)
+            word_offset = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts) - counts), counts)
+            packed[np.arange(values.size) + word_offset] = values
+            data_words = packed.view("<u8").astype(_U64, copy=False)
+            pair_counts = block_words[blocks]
+            destination = np.repeat(own_start[blocks] + 1 - (np.cumsum(pair_counts) - pair_counts), pair_counts) + np.arange(data_words.size)
+            out[destination] = data_words
+        return out
+

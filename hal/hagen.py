@@ -1,0 +1,242 @@
+"""The canonical hagen-mode (analog matrix-vector multiply) program at register level.
+
+:func:`hagen_config_words` configures the chip for hagen mode on one or both synrams (integrating
+neurons, nominal CapMem values with optional per-neuron overrides, CADC, PADI buses, crossbar, synapse
+drivers, signed weights); :func:`hagen_input_words` encodes batches of 5-bit input vectors; and
+:func:`decode_hagen_responses` turns the response words back into ``y = sample - 128`` per synram.
+
+Routing (see ``registers.yaml``): input row ``i`` of synram ``h`` is sent as label
+``(h << 13) | ((i % 4) << 11) | ((i // 4) << 6) | x_i`` from FPGA channel 0 (crossbar input 8) to output
+``h * 4 + i % 4`` (PADI bus ``i % 4`` of hemisphere ``h``), where synapse driver ``i`` (address ``i // 4``)
+accepts it and drives row ``2i`` excitatory (weight ``max(W, 0)``) and row ``2i + 1`` inhibitory
+(weight ``max(-W, 0)``). Everything is generated with whole-array operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+
+from . import wire
+from .errors import EncodingError, HalValueError
+from .regmap import REGISTER_MAP
+from .wire import Opcode
+
+ROWS: Final = 128  # signed input rows per synram
+COLUMNS: Final = 256
+MAX_ACTIVATION: Final = 31
+MAX_WEIGHT: Final = 63
+DEFAULT_WAIT_BETWEEN_EVENTS: Final = 5
+DEFAULT_SETTLE_CYCLES: Final = 8  # after the last event, before the CADC conversion
+CAPMEM_SETTLE_CYCLES: Final = 2_500_000  # 20 ms: CapMem writes settle before the first MAC
+# timeline estimate used for the per-vector settle wait (the emulator's default issue and reset times)
+_ISSUE_CYCLES = 1
+_NEURON_RESET_CYCLES = 16
+
+_U64 = np.uint64
+_B = REGISTER_MAP
+NEURON_CONFIG_INTEGRATOR: Final = 0b11 | (63 << 8)  # both synaptic inputs, no leak/threshold/fire, full capacitance
+DRIVER_CONFIG_HAGEN: Final = 1 | (1 << 1) | (2 << 3) | (31 << 5) | (1 << 10) | (1 << 11) | (8 << 12)
+
+
+def _synrams(synrams: object) -> tuple[int, ...]:
+    result = tuple(sorted({int(s) for s in synrams}))  # type: ignore[union-attr]
+    if not result or any(s not in (0, 1) for s in result):
+        raise HalValueError(f"synrams = {synrams!r} must be a non-empty subset of {{0, 1}}")
+    return result
+
+
+def hagen_label(synram: int, row: int, activation: object) -> np.ndarray:
+    """Event label(s) carrying ``activation`` (0..31) to input row ``row`` (0..127) of ``synram``."""
+    a = np.asarray(activation, dtype=np.int64)
+    return (synram << 13) | ((row % 4) << 11) | ((row // 4) << 6) | a
+
+
+def capmem_nominal_words() -> tuple[np.ndarray, np.ndarray]:
+    """Addresses and nominal values of every CapMem cell (4 blocks x 24 rows x 130 columns; unnamed cells 0)."""
+    values = np.zeros((4, 24, 130), dtype=np.uint32)
+    for row in _B.capmem_neuron_rows:
+        values[:, row.row, :128] = row.nominal
+    for row in _B.capmem_shared_rows:
+        values[:, row.row, 128] = row.nominal
+    return _B["capmem_cell"].base + np.arange(values.size), values.reshape(-1)
+
+
+def hagen_config_words(
+    weights: Mapping[int, np.ndarray],
+    *,
+    neuron_capmem: Mapping[str, np.ndarray] | None = None,
+    settle_cycles: int = CAPMEM_SETTLE_CYCLES,
+) -> np.ndarray:
+    """Instruction words that configure hagen mode for the synrams given as keys of ``weights``.
+
+    ``weights[h]`` is the signed weight matrix (128 inputs x 256 outputs, integers in [-63, 63]) of synram
+    ``h`` (0 top, 1 bottom). ``neuron_capmem`` optionally overrides named per-neuron CapMem rows
+    (``registers.yaml`` ``capmem_rows``) with 512 codes each (0..1022, index = AtomicNeuronOnDLS enum) -
+    the knob a calibration turns. The words end with a wait of ``settle_cycles`` (default 20 ms) after a
+    timer reset, so CapMem has settled before the first multiply.
+    """
+    synrams = _synrams(weights.keys())
+    parts: list[np.ndarray] = [wire.encode_timer_reset()]
+    # CapMem: nominal values everywhere, then per-neuron overrides
+    addresses, values = capmem_nominal_words()
+    cells = values.reshape(4, 24, 130)
+    neuron = np.arange(512)
+    quadrant, column = (neuron // 256) * 2 + (neuron % 256) // 128, neuron % 128
+    for name, codes in (neuron_capmem or {}).items():
+        codes = np.asarray(codes)
+        if codes.shape != (512,) or not np.issubdtype(codes.dtype, np.integer):
+            raise HalValueError(f"neuron_capmem[{name!r}] must be 512 integer codes, got shape {codes.shape} dtype {codes.dtype}")
+        if codes.min() < 0 or codes.max() > 1022:
+            raise HalValueError(f"neuron_capmem[{name!r}] has codes outside [0, 1022]: {codes.min()}..{codes.max()}")
+        cells[quadrant, _B.capmem_row(name), column] = codes
+    parts.append(wire.encode_write_block(int(addresses[0]), values))
+
+    neurons = np.concatenate([np.arange(256) + 256 * h for h in synrams])
+    parts.append(wire.encode_write(_B["neuron_config"].base + neurons, np.full(neurons.size, NEURON_CONFIG_INTEGRATOR)))
+    for h in synrams:
+        w = np.asarray(weights[h])
+        if w.shape != (ROWS, COLUMNS) or not np.issubdtype(w.dtype, np.integer):
+            raise HalValueError(f"weights[{h}] must be integers of shape ({ROWS}, {COLUMNS}), got shape {w.shape} dtype {w.dtype}")
+        if w.size and (w.min() < -MAX_WEIGHT or w.max() > MAX_WEIGHT):
+            raise HalValueError(f"weights[{h}] out of range [-{MAX_WEIGHT}, {MAX_WEIGHT}]: {w.min()}..{w.max()}")
+        parts.append(hagen_synapse_words(h, w))
+        buses = np.arange(4)
+        nodes = 8 * 12 + h * 4 + buses  # crossbar input 8 (FPGA channel 0) -> output h * 4 + bus
+        node_words = np.stack(
+            [np.full(4, 0x3800) | (((h << 13) | (buses << 11)) << 16), np.ones(4, np.int64)], axis=1
+        ).reshape(-1)
+        parts.append(wire.encode_write((_B["crossbar_node"].base + 2 * nodes[:, None] + np.arange(2)).reshape(-1), node_words))
+        parts.append(wire.encode_write(_B["padi_bus_config"].base + h * 4 + buses, np.ones(4, np.int64)))
+        parts.append(wire.encode_write_block(_B["synapse_driver_config"].base + 128 * h, np.full(128, DRIVER_CONFIG_HAGEN)))
+        parts.append(wire.encode_write([_B["cadc_config"].base + h], [1]))
+    parts.append(wire.encode_wait_until(np.array([settle_cycles])))
+    return np.concatenate(parts)
+
+
+def hagen_synapse_words(synram: int, weights: np.ndarray) -> np.ndarray:
+    """One WRITE_BLOCK of the weights plane of ``synram`` for a signed (128, 256) weight matrix."""
+    w = np.asarray(weights, dtype=np.int64)
+    rows = np.empty((2 * ROWS, COLUMNS), dtype=np.uint8)
+    rows[0::2] = np.maximum(w, 0)
+    rows[1::2] = np.maximum(-w, 0)
+    words = rows.reshape(-1).view("<u4")  # four synapses (bytes) per quad word, column-ascending
+    return wire.encode_write_block(_B["synapse_quad"].base + synram * (ROWS * 2 * 64), words.astype(np.int64))
+
+
+def hagen_input_words(
+    inputs: Mapping[int, np.ndarray],
+    *,
+    num_sends: int = 1,
+    wait_between_events: int = DEFAULT_WAIT_BETWEEN_EVENTS,
+    settle_cycles: int = DEFAULT_SETTLE_CYCLES,
+    end_cookie: int | None = None,
+) -> np.ndarray:
+    """Instruction words computing one MAC per input vector.
+
+    ``inputs[h]`` is a (batch, 128) integer array in [0, 31] for synram ``h``; all synrams share the batch.
+    Per vector: TIMER_RESET, a neuron reset of the used quadrants, for each send the events of every
+    non-zero entry (both synrams' events of a row next to each other, up to 3 per SPIKES word, each word
+    waiting ``wait_between_events`` cycles, 0..63), a wait until ``settle_cycles`` after the last event,
+    and one READ_BLOCK of the causal CADC row (64 words) per synram.
+    """
+    synrams = _synrams(inputs.keys())
+    if not 1 <= int(num_sends) <= 1 << 16:
+        raise HalValueError(f"num_sends = {num_sends} is out of range [1, 65536]")
+    if not 0 <= int(wait_between_events) <= wire.MAX_SPIKE_DELAY:
+        raise HalValueError(f"wait_between_events = {wait_between_events} is out of range [0, {wire.MAX_SPIKE_DELAY}]")
+    if not 0 <= int(settle_cycles) <= 1 << 20:
+        raise HalValueError(f"settle_cycles = {settle_cycles} is out of range [0, {1 << 20}]")
+    arrays = []
+    for h in synrams:
+        x = np.asarray(inputs[h])
+        if x.ndim != 2 or x.shape[1] != ROWS or not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+            raise HalValueError(f"inputs[{h}] must be an integer array of shape (batch, {ROWS}), got shape {x.shape} dtype {x.dtype}")
+        if x.size and (x.min() < 0 or x.max() > MAX_ACTIVATION):
+            raise HalValueError(f"inputs[{h}] out of range [0, {MAX_ACTIVATION}]: {x.min()}..{x.max()}")
+        arrays.append(x.astype(np.int64, copy=False))
+    batch = arrays[0].shape[0]
+    if any(a.shape[0] != batch for a in arrays):
+        raise HalValueError(f"all synrams need the same batch size, got {[a.shape[0] for a in arrays]}")
+    n_syn = len(synrams)
+    rows = np.arange(ROWS)
+    # labels (batch, row, synram) in send order: both synrams' events of a row next to each other
+    base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1)  # (128, S)
+    x = np.stack(arrays, axis=2)  # (B, 128, S)
+    valid = x > 0
+    per_send = valid.sum(axis=(1, 2))
+    labels_one = (base[None] | x)[valid]  # grouped by vector, row-major
+    counts = per_send * num_sends
+    if num_sends > 1:
+        start = np.cumsum(per_send) - per_send
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        labels = labels_one[np.repeat(start, counts) + within % np.repeat(np.maximum(per_send, 1), counts)]
+    else:
+        labels = labels_one
+    packs = -(-counts // 3)
+    total_packs = int(packs.sum())
+    within = np.arange(labels.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    pack_index = np.repeat(np.cumsum(packs) - packs, counts) + within // 3
+    slots = np.zeros((total_packs, 3), dtype=_U64)
+    slots[pack_index, within % 3] = labels.astype(_U64)
+    pack_count = np.bincount(pack_index, minlength=total_packs).astype(_U64)
+    spikes = (
+        (_U64(Opcode.SPIKES) << _U64(56))
+        | (_U64(wait_between_events) << _U64(50))
+        | (pack_count << _U64(48))
+        | (slots[:, 0] << _U64(32))
+        | (slots[:, 1] << _U64(16))
+        | slots[:, 2]
+    )
+    # per vector: TIMER_RESET, neuron reset, packs, WAIT_UNTIL, READ_BLOCK per synram
+    length = packs + 3 + n_syn
+    offset = np.cumsum(length) - length
+    out = np.empty(int(length.sum()), dtype=_U64)
+    out[offset] = wire.encode_timer_reset()[0]
+    quadrants = sum(3 << (2 * h) for h in synrams)
+    out[offset + 1] = wire.encode_write([_B["neuron_reset"].base], [quadrants])[0]
+    vector_of_pack = np.repeat(np.arange(batch), packs)
+    out[offset[vector_of_pack] + 2 + (np.arange(total_packs) - (np.cumsum(packs) - packs)[vector_of_pack])] = spikes
+    wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + packs * (_ISSUE_CYCLES + int(wait_between_events)) + int(settle_cycles)
+    out[offset + 2 + packs] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
+    for k, h in enumerate(synrams):
+        out[offset + 3 + packs + k] = wire.encode_read_block(cadc_row_address(h), 64)[0]
+    if end_cookie is not None:
+        out = np.concatenate((out, wire.encode_end(end_cookie)))
+    return out
+
+
+def cadc_row_address(synram: int, acausal: bool = False) -> int:
+    """Address of the first word of the causal (or acausal) CADC sample row of ``synram``."""
+    return _B["cadc_sample_quad"].base + 128 * synram + 64 * int(acausal)
+
+
+def decode_hagen_responses(responses: np.ndarray, synrams: object, batch: int) -> dict[int, np.ndarray]:
+    """``y = sample - 128`` (int16, shape (batch, 256)) per synram from the responses of
+    :func:`hagen_input_words` (``synrams`` in the order they were given, i.e. ascending).
+
+    Raises :class:`EncodingError` if the responses hold errors or not exactly the expected reads.
+    """
+    synrams = _synrams(synrams)
+    responses = np.asarray(responses, dtype=_U64)
+    per_vector = len(synrams) * 33
+    expected = batch * per_vector
+    body = responses[:expected]
+    # fast path: exactly the expected BLOCK_DATA headers at the expected places
+    if responses.size >= expected and batch:
+        headers = body.reshape(batch, len(synrams), 33)[:, :, 0]
+        kinds = (headers >> _U64(56)).astype(np.uint8)
+        tail = (responses[expected:] >> _U64(56)).astype(np.uint8)
+        if np.all(kinds == wire.ResponseType.BLOCK_DATA) and np.all(tail == wire.ResponseType.END):
+            data = np.ascontiguousarray(body.reshape(batch, len(synrams), 33)[:, :, 1:])
+            samples = data.view(np.uint8).reshape(batch, len(synrams), 256)
+            return {h: samples[:, k].astype(np.int16) - 128 for k, h in enumerate(synrams)}
+    decoded = wire.decode_responses(responses)
+    if decoded.error_codes.size:
+        raise EncodingError(f"hagen program answered {decoded.error_codes.size} errors (codes {sorted(set(decoded.error_codes.tolist()))})")
+    if decoded.read_data.size != batch * len(synrams) * 64:
+        raise EncodingError(f"expected {batch * len(synrams) * 64} CADC words, got {decoded.read_data.size}")
+    samples = decoded.read_data.astype("<u4").view(np.uint8).reshape(batch, len(synrams), 256)
+    return {h: samples[:, k].astype(np.int16) - 128 for k, h in enumerate(synrams)}
