@@ -73,7 +73,8 @@ class RoutingResult:
     """Everything the executor writes to route a network (arrays are read-only).
 
     Per source (``num_sources``, by source id): ``source_kinds`` (0 neuron, 1 external, 2 background),
-    ``source_labels`` (16-bit label), ``source_crossbar_inputs`` (0..19), ``source_buses`` (0..3).
+    ``source_labels`` (16-bit label), ``source_crossbar_inputs`` (0..19), ``source_buses`` (0..3),
+    ``source_emits`` (False for neurons whose spike output stays off: they neither project nor are recorded).
     Per neuron (by neuron id): ``neuron_placement`` (AtomicNeuronOnDLS enum), ``address_out`` (0..255),
     ``enable_spike_out``. External source k is injected on FPGA channel ``label >> 14`` with its label;
     background source k of the network's background sources runs on ``background_coordinates[k]``.
@@ -93,6 +94,7 @@ class RoutingResult:
     source_labels: np.ndarray = _array
     source_crossbar_inputs: np.ndarray = _array
     source_buses: np.ndarray = _array
+    source_emits: np.ndarray = _array
     background_coordinates: np.ndarray = _array
     crossbar_nodes: np.ndarray = _array
     crossbar_masks: np.ndarray = _array
@@ -371,6 +373,7 @@ def route(network: Network, verify_result: bool = True) -> RoutingResult:
         source_labels=_readonly(source_labels),
         source_crossbar_inputs=_readonly(inputs),
         source_buses=_readonly(bus),
+        source_emits=_readonly(emitting),
         background_coordinates=_readonly(kind_index[kinds == SOURCE_BACKGROUND]),
         crossbar_nodes=_readonly(np.array([n[0] for n in nodes], np.int64)),
         crossbar_masks=_readonly(np.array([n[1] for n in nodes], np.int64)),
@@ -458,7 +461,7 @@ def realised_connectivity(result: RoutingResult) -> np.ndarray:
     drivers = np.arange(128)
     row_is_exc = result.row_modes == ROW_EXCITATORY
     row_is_inh = result.row_modes == ROW_INHIBITORY
-    for s in range(num_sources):
+    for s in np.flatnonzero(result.source_emits).tolist():
         label = int(result.source_labels[s])
         crossbar_input = int(result.source_crossbar_inputs[s])
         selected = (node_inputs == crossbar_input) & (node_outputs < 8) & \
