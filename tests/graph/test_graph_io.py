@@ -22,7 +22,7 @@ from bss2.graph import (
 from bss2.graph import VERTEX_TYPES
 
 from graph_helpers import mac_chain
-from test_routing import small_network
+from test_graph_routing import small_network
 
 SCRIPT = textwrap.dedent("""
     import numpy as np
