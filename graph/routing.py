@@ -496,3 +496,56 @@ def verify(result: RoutingResult, network: Network) -> None:
             f"{len(wrong)} (source, neuron, receptor) weights differ; first: source {s} -> "
             f"{AtomicNeuronOnDLS.from_enum(int(n))!r} {('excitatory', 'inhibitory')[r]}: requested "
             f"{expected[s, n, r]}, realised {realised[s, n, r]}")
+
+
+# ------------------------------------------------------------------------------------ containers
+
+
+def to_containers(result: RoutingResult, network: Network | None = None) -> list[tuple[Any, Any]]:
+    """The routing as ``(coordinate, container)`` pairs of :mod:`bss2.hal.containers`, ready to write.
+
+    Covers the synapse matrices of both synrams, every synapse driver, crossbar node and PADI bus that
+    routing enables (everything else keeps its reset state: disabled), the neuron backends of placed
+    neurons (label, spike output) and, given ``network``, the background sources' configuration.
+    Neuron analog parameters (CapMem, NeuronConfig) are not routing; see the NeuronView of
+    :func:`~bss2.graph.network_graph.network_to_graph`.
+    """
+    from bss2.hal import containers as hc
+    from bss2.hal import coordinates as co
+
+    pairs: list[tuple[Any, Any]] = []
+    for h in (0, 1):
+        pairs.append((co.SynramOnDLS(h), hc.SynapseMatrix(weights=result.weights[h], labels=result.labels[h])))
+    modes = ("disabled", "excitatory", "inhibitory", "both")
+    for h, d in zip(*np.nonzero(result.driver_enable)):
+        pairs.append((co.SynapseDriverOnDLS(int(h), int(d)), hc.CONTAINERS["SynapseDriverConfig"](
+            enable_receiver=True, row_mode_top=modes[int(result.row_modes[h, 2 * d])],
+            row_mode_bottom=modes[int(result.row_modes[h, 2 * d + 1])],
+            row_select_mask=int(result.row_select_masks[h, d]))))
+    for node, mask, target in zip(result.crossbar_nodes.tolist(), result.crossbar_masks.tolist(),
+                                  result.crossbar_targets.tolist()):
+        pairs.append((co.CrossbarNodeOnDLS.from_enum(node),
+                      hc.CONTAINERS["CrossbarNode"](mask=mask, target=target, enable=True)))
+    for bus in np.flatnonzero(result.padi_buses).tolist():
+        pairs.append((co.PADIBusOnDLS.from_enum(bus), hc.CONTAINERS["PADIBusConfig"](enable=True)))
+    refractory = np.full(result.neuron_placement.size, 125)
+    if network is not None:
+        for descriptor, offset in network.neuron_offsets.items():
+            population: Population = network.items[descriptor]  # type: ignore[assignment]
+            refractory[offset:offset + population.size] = population.parameters.refractory_time
+    for n, enum in enumerate(result.neuron_placement.tolist()):
+        pairs.append((co.AtomicNeuronOnDLS.from_enum(enum), hc.CONTAINERS["NeuronBackendConfig"](
+            address_out=int(result.address_out[n]), enable_spike_out=bool(result.enable_spike_out[n]),
+            refractory_time=int(refractory[n]))))
+    if network is not None:
+        labels = result.source_labels[result.source_kinds == SOURCE_BACKGROUND].tolist()
+        k = 0
+        for descriptor in network.descriptors(BackgroundSpikeSourcePopulation):
+            item: BackgroundSpikeSourcePopulation = network.items[descriptor]  # type: ignore[assignment]
+            for j in range(item.size):
+                pairs.append((co.BackgroundSpikeSourceOnDLS(int(result.background_coordinates[k])),
+                              hc.CONTAINERS["BackgroundSpikeSourceConfig"](
+                                  enable=True, enable_random=item.enable_random, rate=item.rate,
+                                  period=item.period, seed=item.seed + j, label=labels[k], mask=0)))
+                k += 1
+    return pairs

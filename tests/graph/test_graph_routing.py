@@ -23,6 +23,7 @@ from bss2.graph import (
     VerificationError,
     network_to_graph,
     route,
+    to_containers,
     update_weights,
     verify,
 )
@@ -270,3 +271,22 @@ def test_network_graph_has_one_instance_and_mirrors_the_routing():
     np.testing.assert_array_equal(vertex.weights, result.weights[0][np.ix_(vertex.rows, vertex.columns)])
     assert graph.vertex(neurons).address_out.tolist() == result.address_out.tolist()
     assert any(e.recurrent for e in graph.edges())
+
+
+def test_routing_as_hal_containers():
+    b = NetworkBuilder()
+    bg = b.add(BackgroundSpikeSourcePopulation(1, period=300))
+    ext = b.add(ExternalSpikeSource(4))
+    pop = b.add(Population(10))
+    b.add(Projection.from_matrix(ext, pop, np.ones((4, 10), int) * 7))
+    b.add(Projection(bg, pop, [0], [3], [5], "inhibitory"))
+    network = b.done()
+    result = route(network)
+    pairs = to_containers(result, network)
+    kinds = {type(c).__name__ for _, c in pairs}
+    assert {"SynapseMatrix", "SynapseDriverConfig", "CrossbarNode", "PADIBusConfig", "NeuronBackendConfig",
+            "BackgroundSpikeSourceConfig"} <= kinds
+    matrices = [c for _, c in pairs if type(c).__name__ == "SynapseMatrix"]
+    np.testing.assert_array_equal(matrices[0].weights, result.weights[0])
+    drivers = [c for _, c in pairs if type(c).__name__ == "SynapseDriverConfig"]
+    assert all(d.row_select_mask == 0 and d.enable_receiver for d in drivers)
