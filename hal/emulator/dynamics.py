@@ -108,6 +108,7 @@ class AnalogCore:
         self.pattern = FixedPattern(chip_id, config)
         self.noise = NoiseSource(np.random.default_rng(np.random.SeedSequence([seed, 0x4E01])))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x10C5]))
+        self._hot: tuple[np.ndarray, np.ndarray] | None = None
         self.dt_cycles = config.dt_us * CYCLES_PER_US
         self.parasitic_rate = 0.0 if math.isinf(config.parasitic_leak_tau_us) else 1.0 / (config.parasitic_leak_tau_us * CYCLES_PER_US)
 
@@ -213,6 +214,7 @@ class AnalogCore:
                 bus_enable=(memory[_B["padi_bus_config"].base : _B["padi_bus_config"].base + 8] & 1).astype(bool),
                 receiver_enable=(drivers & 1).astype(bool),
                 row_select_mask=(drivers >> 5) & 31,
+                hagen_driver=((drivers >> 10) & 1).astype(bool) & ((drivers >> 11) & 1).astype(bool),
             )
         return self._routing
 
@@ -286,6 +288,23 @@ class AnalogCore:
         tables = self.routing(memory)
         counter_cfg = int(memory[_B["crossbar_output_config"].base])
         counters_on = (counter_cfg & 0xFFF) != 0
+        output_times: list[np.ndarray] = []
+        if (
+            run.spike_labels.shape[0] and run.inject_label.size == 0 and not counters_on and not background_on
+            and not madc_busy and self._linear_neurons(params, np.ones(2, bool)) and not tables.any_multiple
+        ):
+            # hot path of hagen programs: everything per SPIKES word, one table lookup per label
+            drivers3 = tables.fpga_hagen[run.spike_labels]
+            slot_ok = np.arange(3)[None, :] < run.spike_counts[:, None]
+            if not ((drivers3 == tables.NOT_HAGEN) & slot_ok).any():
+                self._hot = (drivers3, slot_ok)
+                samples = self._hagen_run(run, None, params, memory)
+                self._hot = None
+                recorded = tables.fpga_recorded[run.spike_labels] & slot_ok
+                rec = np.flatnonzero(recorded.ravel())
+                rec_labels = run.spike_labels.ravel()[rec].astype(np.int64)
+                rec_times = run.spike_time[rec // 3] + (rec % 3) / 3.0
+                return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
         extra = self._background_events(bg_words, run.t_begin, run.t_end) if background_on else None
         events, rec_labels, rec_times, output_times = self._route(run, tables, counters_on, extra)
 
@@ -293,27 +312,33 @@ class AnalogCore:
         hagen_driver = ((drivers >> 10) & 1).astype(bool) & ((drivers >> 11) & 1).astype(bool)
         hit_hemispheres = np.zeros(2, dtype=bool)
         if events.driver.size:
-            hit_hemispheres[np.unique(events.driver // 128)] = True
-        receiving = np.repeat(hit_hemispheres, 256) & (params.exc_input | params.inh_input)
-        fast = (
-            not madc_busy
-            and not background_on
-            and bool(hagen_driver[events.driver].all())
-            and not bool((params.threshold & ~quiet_mask(self, params)).any())
-            and not bool((receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).any())
-            and not bool(np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
-        )
+            hit_hemispheres[events.driver.min() // 128] = True
+            hit_hemispheres[events.driver.max() // 128] = True
+        fast = not madc_busy and not background_on and bool(hagen_driver[events.driver].all()) and self._linear_neurons(params, hit_hemispheres)
         if fast:
             samples = self._hagen_run(run, events, params, memory)
-            spikes_out = (np.zeros(0, np.int64), np.zeros(0))
-            madc_out = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
         else:
             samples, spikes_out, madc_out, neuron_outputs = self._stepped_run(run, events, params, memory, tables)
-            if output_times is not None and neuron_outputs:
+            if neuron_outputs:
                 output_times = [np.concatenate((a, b)) for a, b in zip(output_times, neuron_outputs)] if output_times else neuron_outputs
+            return self._finish(memory, run, samples, np.concatenate((rec_labels, spikes_out[0])), np.concatenate((rec_times, spikes_out[1])),
+                                output_times, counters_on, counter_cfg, madc_out)
+        return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
+
+    def _linear_neurons(self, params: NeuronParams, hemispheres: np.ndarray) -> bool:
+        """Whether the membranes are linear in the inputs: nobody can fire, receiving membranes do not leak,
+        no synaptic current is flowing."""
+        receiving = np.repeat(hemispheres, 256) & (params.exc_input | params.inh_input)
+        return (
+            not bool((params.threshold & ~quiet_mask(self, params)).any())
+            and not bool((receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).any())
+            and not (np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
+        )
+
+    def _finish(self, memory, run, samples, labels, times, output_times, counters_on, counter_cfg, madc_out=None) -> DynamicsOutput:
+        if madc_out is None:
+            madc_out = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
         recording = bool(memory[_B["event_recording_config"].base] & 1)
-        labels = np.concatenate((rec_labels, spikes_out[0]))
-        times = np.concatenate((rec_times, spikes_out[1]))
         if not recording:
             labels, times = labels[:0], times[:0]
         counter_values = np.zeros((run.read_counter_times.size, 12), dtype=np.uint32)
@@ -399,7 +424,7 @@ class AnalogCore:
         return samples
 
     # ------------------------------------------------------------------------------ hagen fast path
-    def _hagen_run(self, run: DynamicsInput, events: _Events, params: NeuronParams, memory: np.ndarray) -> np.ndarray:
+    def _hagen_run(self, run: DynamicsInput, events: _Events | None, params: NeuronParams, memory: np.ndarray) -> np.ndarray:
         """Closed-form run: linear membranes, every event a hagen pulse. Returns the CADC samples."""
         cfg = self.config
         n_conv = run.conv_instr.size
@@ -414,7 +439,10 @@ class AnalogCore:
         conv_pos = np.argsort(order)[run.reset_instr.size :]  # position of each conversion among boundaries
         seg_end_time = np.concatenate((b_time, [run.t_end]))
 
-        charge_rows, ne_seg = self._accumulate(events, b_instr, seg_end_time, weights)
+        if events is None:
+            charge_rows, ne_seg = self._accumulate_words(run, b_instr, seg_end_time, weights, self._hot)
+        else:
+            charge_rows, ne_seg = self._accumulate(events, b_instr, seg_end_time, weights)
         # windows: (conversions + one final state window) x quadrants
         w_pos = np.concatenate((conv_pos, [n_b]))
         w_time = np.concatenate((run.conv_time, [run.t_end]))
@@ -493,6 +521,48 @@ class AnalogCore:
                 continue
             rows.append(np.ascontiguousarray(e, dtype=np.float32) @ weights[h])
         return rows, ne_seg
+
+    def _accumulate_words(self, run: DynamicsInput, b_instr: np.ndarray, seg_end_time: np.ndarray, weights: np.ndarray,
+                          hot: tuple[np.ndarray, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`_accumulate` for FPGA events given per SPIKES word: ``hot = (drivers3, slot_ok)`` where
+        drivers3 (n, 3) holds the hagen driver of each label (256: none)."""
+        drivers3, slot_ok = hot
+        cfg = self.config
+        seg = np.searchsorted(b_instr, run.spike_instr, side="left")
+        activation = (run.spike_labels & np.uint16(31)).astype(np.float32)
+        activation *= slot_ok
+        if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok):
+            flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
+            word = flat // 3
+            events = _Events(run.spike_instr[word], run.spike_time[word] + (flat % 3) / 3.0, drivers3.ravel()[flat].astype(np.int64), run.spike_labels.ravel()[flat])
+            activation.ravel()[flat] *= self._padi_keep(events)
+        if self.parasitic_rate > 0:
+            activation *= np.exp(-(seg_end_time[seg] - run.spike_time) * self.parasitic_rate).astype(np.float32)[:, None]
+        if seg.size > 1 and np.any(seg[1:] < seg[:-1]):
+            order = np.argsort(seg, kind="stable")
+            seg, activation, drivers3 = seg[order], activation[order], drivers3[order]
+        new = np.empty(seg.size, dtype=bool)
+        new[:1] = True
+        np.not_equal(seg[1:], seg[:-1], out=new[1:])
+        ne_seg = seg[new]
+        compressed = np.cumsum(new) - 1
+        n_ne = ne_seg.size
+        index = compressed[:, None] * 257 + drivers3
+        effective = np.bincount(index.ravel(), weights=activation.ravel(), minlength=n_ne * 257).reshape(n_ne, 257)
+        rows = []
+        for h in (0, 1):  # one matmul per synram
+            e = effective[:, 128 * h : 128 * (h + 1)]
+            rows.append(np.ascontiguousarray(e, dtype=np.float32) @ weights[h])
+        return rows, ne_seg
+
+    def _padi_collisions(self, run: DynamicsInput, drivers3: np.ndarray, slot_ok: np.ndarray) -> bool:
+        """Cheap test whether any two events could share a PADI bus closer than ``padi_dead_cycles``."""
+        if run.spike_time.size > 1 and np.diff(run.spike_time).min() < self.config.padi_dead_cycles:
+            return True
+        bus = (drivers3 >> 7) * 4 + (drivers3 & 3)
+        ok = slot_ok & (drivers3 < 256)
+        same = ((bus[:, 0] == bus[:, 1]) & ok[:, 0] & ok[:, 1]) | ((bus[:, 0] == bus[:, 2]) & ok[:, 0] & ok[:, 2]) | ((bus[:, 1] == bus[:, 2]) & ok[:, 1] & ok[:, 2])
+        return bool(same.any())
 
     def _padi_keep(self, events: _Events) -> np.ndarray:
         """Keep factor (0/1) per event: a bus loses an event with probability 1 - gap/dead when the gap to

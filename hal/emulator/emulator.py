@@ -235,50 +235,57 @@ class _Program:
         self.payload = payload
         address = stream.addresses
         low = stream.low32
-        count = (payload & _U64(0xFFFF)).astype(np.int64)
         self.address, self.low32 = address, low
-        is_write, is_read = op == Opcode.WRITE, op == Opcode.READ
-        is_wblock, is_rblock = op == Opcode.WRITE_BLOCK, op == Opcode.READ_BLOCK
-        is_spikes = op == Opcode.SPIKES
         error = np.zeros(n, dtype=np.uint8)
+        # SPIKES dominate hagen programs: check them apart from the (few) other instructions
+        is_spikes = op == Opcode.SPIKES
+        spike_index = np.flatnonzero(is_spikes)
+        other = np.flatnonzero(~is_spikes)
+        sp = payload[spike_index]
+        spike_count = (sp >> _U64(48)) & _U64(3)
+        bad_spikes = (spike_count == 0) | ((spike_count < 2) & (((sp >> _U64(16)) & _U64(0xFFFF)) != 0)) | ((spike_count < 3) & ((sp & _U64(0xFFFF)) != 0))
+        error[spike_index[bad_spikes]] = ErrorCode.MALFORMED
+
+        o_op, o_payload, o_addr, o_low = op[other], payload[other], address[other], low[other]
+        o_err = np.zeros(other.size, dtype=np.uint8)
 
         def flag(condition: np.ndarray, code: int) -> None:
-            np.copyto(error, np.uint8(code), where=condition & (error == 0))
+            np.copyto(o_err, np.uint8(code), where=condition & (o_err == 0))
 
-        flag((op < Opcode.WRITE) | (op > Opcode.END), ErrorCode.UNKNOWN_OPCODE)
-        spike_count = (payload >> _U64(48)) & _U64(3)
-        label1 = (payload >> _U64(16)) & _U64(0xFFFF)
-        label2 = payload & _U64(0xFFFF)
+        count = (o_payload & _U64(0xFFFF)).astype(np.int64)
+        is_write, is_read = o_op == Opcode.WRITE, o_op == Opcode.READ
+        is_wblock, is_rblock = o_op == Opcode.WRITE_BLOCK, o_op == Opcode.READ_BLOCK
+        flag((o_op < Opcode.WRITE) | (o_op > Opcode.END), ErrorCode.UNKNOWN_OPCODE)
         malformed = (
-            (is_read & (low != 0))
-            | ((is_wblock | is_rblock) & (((low >> 16) != 0) | (count == 0)))
-            | (((op == Opcode.TIMER_RESET) | (op == Opcode.BARRIER)) & (payload != 0))
-            | (((op == Opcode.WAIT_UNTIL) | (op == Opcode.END)) & ((payload >> _U64(32)) != 0))
-            | (is_spikes & ((spike_count == 0) | ((spike_count < 2) & (label1 != 0)) | ((spike_count < 3) & (label2 != 0))))
+            (is_read & (o_low != 0))
+            | ((is_wblock | is_rblock) & (((o_low >> 16) != 0) | (count == 0)))
+            | (((o_op == Opcode.TIMER_RESET) | (o_op == Opcode.BARRIER)) & (o_payload != 0))
+            | (((o_op == Opcode.WAIT_UNTIL) | (o_op == Opcode.END)) & ((o_payload >> _U64(32)) != 0))
         )
         flag(malformed, ErrorCode.MALFORMED)
 
         # WRITE_BLOCK data: which instruction owns each block, whether it is complete
         header_instr = np.searchsorted(stream.index, stream.block_headers)
         available = np.bincount(stream.block_of, minlength=header_instr.size)[: header_instr.size]
-        truncated = np.zeros(n, dtype=bool)
-        truncated[header_instr[available < stream.block_counts]] = True
+        header_other = np.searchsorted(other, header_instr)
+        truncated = np.zeros(other.size, dtype=bool)
+        truncated[header_other[available < stream.block_counts]] = True
         flag(truncated, ErrorCode.TRUNCATED_BLOCK)
 
         single = is_write | is_read
         span = np.where(is_wblock | is_rblock, count, np.where(single, 1, 0))
-        first = np.minimum(address, ADDRESS_END)
-        last = np.minimum(address + span, ADDRESS_END)
+        first = np.minimum(o_addr, ADDRESS_END)
+        last = np.minimum(o_addr + span, ADDRESS_END)
         mapped = (_MAPPED_CUM[last] - _MAPPED_CUM[first]) == span
         flag((single | is_wblock | is_rblock) & ~mapped, ErrorCode.UNMAPPED_ADDRESS)
         read_only = (_RO_CUM[last] - _RO_CUM[first]) > 0
         flag((is_write | is_wblock) & read_only, ErrorCode.READ_ONLY)
 
         # field values the chip rejects: CapMem code 1023; PPU start (not emulated)
-        in_capmem = (address >= CAPMEM.base) & (address <= CAPMEM.last_address)
-        flag(is_write & in_capmem & ((low & 0x3FF) == 0x3FF), ErrorCode.INVALID_VALUE)
-        in_ppu = (address >= PPU_CONTROL.base) & (address <= PPU_CONTROL.last_address)
-        flag(is_write & in_ppu & ((low & 1) == 1), ErrorCode.NOT_EMULATED)
+        in_capmem = (o_addr >= CAPMEM.base) & (o_addr <= CAPMEM.last_address)
+        flag(is_write & in_capmem & ((o_low & 0x3FF) == 0x3FF), ErrorCode.INVALID_VALUE)
+        in_ppu = (o_addr >= PPU_CONTROL.base) & (o_addr <= PPU_CONTROL.last_address)
+        flag(is_write & in_ppu & ((o_low & 1) == 1), ErrorCode.NOT_EMULATED)
         block_data_address = np.zeros(0, np.int64)
         if stream.block_of.size:
             first_of_block = np.concatenate(([0], np.cumsum(available)[:-1]))
@@ -288,37 +295,47 @@ class _Program:
             bad_ppu = (block_data_address >= PPU_CONTROL.base) & (block_data_address <= PPU_CONTROL.last_address) & ((data & 1) == 1)
             for mask, code in ((bad_capmem, ErrorCode.INVALID_VALUE), (bad_ppu, ErrorCode.NOT_EMULATED)):
                 if mask.any():
-                    bad_headers = np.zeros(n, dtype=bool)
-                    bad_headers[header_instr[np.unique(stream.block_of[mask])]] = True
+                    bad_headers = np.zeros(other.size, dtype=bool)
+                    bad_headers[header_other[np.unique(stream.block_of[mask])]] = True
                     flag(bad_headers & is_wblock, code)
+        error[other] = o_err
         self.block_data_address = block_data_address
         self.header_instr = header_instr
         self.error = error
-        ok = error == 0
-        self.ok = ok
+        self.ok = error == 0
+        o_ok = o_err == 0
 
-        # what each valid instruction is
-        self.chip_reset = is_write & ok & (address == CHIP_RESET) & ((low & 1) == 1)
-        trigger = np.isin(address, _TRIGGERS)
-        rw = _ACCESS[np.minimum(address, ADDRESS_END - 1)] == 1
-        self.config = ok & ((is_write & rw & ~trigger) | is_wblock | self.chip_reset)
-        self.timer_set = ok & ((op == Opcode.TIMER_RESET) | (is_write & (address == TIMER)))
-        self.is_read = ok & (is_read | is_rblock)
-        self.read_count = np.where(self.is_read, span, 0)
-        self.is_end = ok & (op == Opcode.END)
+        # what each valid instruction is (flags over all instructions, computed on the non-SPIKES subset)
+        def full(mask: np.ndarray) -> np.ndarray:
+            out = np.zeros(n, dtype=bool)
+            out[other[mask]] = True
+            return out
+
+        o_reset = is_write & o_ok & (o_addr == CHIP_RESET) & ((o_low & 1) == 1)
+        trigger = np.isin(o_addr, _TRIGGERS)
+        rw = _ACCESS[np.minimum(o_addr, ADDRESS_END - 1)] == 1
+        self.chip_reset = full(o_reset)
+        self.config = full(o_ok & ((is_write & rw & ~trigger) | is_wblock | o_reset))
+        self.timer_set = full(o_ok & ((o_op == Opcode.TIMER_RESET) | (is_write & (o_addr == TIMER))))
+        o_read = o_ok & (is_read | is_rblock)
+        self.is_read = full(o_read)
+        self.read_count = np.zeros(n, dtype=np.int64)
+        self.read_count[other[o_read]] = span[o_read]
+        self.is_end = full(o_ok & (o_op == Opcode.END))
 
         # CADC conversions: a valid read covering the first word of a sample row converts that row
-        covers = self.is_read[:, None] & (address[:, None] <= _ROW_FIRST[None, :]) & (_ROW_FIRST[None, :] < (address + span)[:, None])
-        conv_instr, conv_row = np.nonzero(covers)
-        self.conv_instr, self.conv_row = conv_instr.astype(np.int64), conv_row.astype(np.int64)
+        read_instr = other[o_read]
+        r_addr, r_span = o_addr[o_read], span[o_read]
+        covers = (r_addr[:, None] <= _ROW_FIRST[None, :]) & (_ROW_FIRST[None, :] < (r_addr + r_span)[:, None])
+        conv_read, conv_row = np.nonzero(covers)
+        self.conv_instr, self.conv_row = read_instr[conv_read].astype(np.int64), conv_row.astype(np.int64)
 
         # read words (program order)
-        read_instr = np.flatnonzero(self.is_read)
-        counts = self.read_count[read_instr]
+        counts = r_span
         self.read_instr = read_instr
         self.read_word_instr = np.repeat(read_instr, counts)
         offsets = np.arange(self.read_word_instr.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.read_word_address = np.repeat(address[read_instr], counts) + offsets
+        self.read_word_address = np.repeat(r_addr, counts) + offsets
         self.read_values = np.zeros(self.read_word_instr.size, dtype=np.uint32)
         self._cadc_cfg = emulator.memory[REGISTER_MAP["cadc_config"].base + np.arange(2)].astype(np.int64)
 
@@ -338,30 +355,55 @@ class _Program:
             extra = cfg.cadc_conversion_cycles + ((self._cadc_cfg[cadc] >> 8) & 0xFF) + ((self._cadc_cfg[cadc] >> 16) & 0xFF)
             np.add.at(duration, self.conv_instr, extra)
         waits = ok & (op == Opcode.WAIT_UNTIL)
-        target = self.low32.astype(np.float64)
         sets = np.flatnonzero(self.timer_set)
         set_value = np.where(op[sets] == Opcode.TIMER_RESET, 0, self.low32[sets]).astype(np.float64)
-        starts = np.empty(self.n + 1, dtype=np.float64)
-        bounds = np.concatenate(([0], sets, [self.n]))
-        t, zero = emulator.time, emulator.timer_zero
-        self.timer_zero_of = np.empty(self.n, dtype=np.float64)
-        for k in range(bounds.size - 1):  # one step per timer reset
-            a, b = int(bounds[k]), int(bounds[k + 1])
-            if a == b:
-                continue
-            if k > 0:  # instruction a sets the timer at its own start time
-                zero = t - set_value[k - 1]
-            wait_abs = np.where(waits[a:b], zero + target[a:b], -np.inf)
-            if k > 0:
-                wait_abs[0] = -np.inf
-            c = np.concatenate(([0.0], np.cumsum(duration[a:b])))
-            m = np.maximum.accumulate(np.concatenate(([t], wait_abs - c[1:])))
-            segment = c + m
-            starts[a:b] = segment[:-1]
-            self.timer_zero_of[a:b] = zero
-            t = float(segment[-1])
-        starts[self.n] = t
-        emulator.timer_zero = zero
+        t0, zero0 = emulator.time, emulator.timer_zero
+        n = self.n
+        c = np.zeros(n + 1)
+        np.cumsum(duration, out=c[1:])
+        # Segments between timer sets. In segment k (starting at instruction a_k, timer value v_k there),
+        # t_i = c_i + D_k + R_i with D_k = t_{a_k} - c_{a_k} and R_i = max(0, max over earlier waits j of the
+        # segment of (c_{a_k} - v_k + target_j - c_{j+1})), which does not depend on D_k: a segmented
+        # running maximum, then D_{k+1} = D_k + R at the segment's end.
+        seg = np.zeros(n, dtype=np.int64)
+        if sets.size:
+            seg[sets] = 1
+            seg = np.cumsum(seg)
+            if sets[0] == 0:
+                seg -= 1
+        first_sets = sets if (sets.size and sets[0] == 0) else np.concatenate(([0], sets))
+        seg_origin = c[first_sets].copy()  # c_{a_k}
+        seg_value = np.concatenate(([0.0], set_value)) if not (sets.size and sets[0] == 0) else set_value.copy()
+        if not (sets.size and sets[0] == 0):
+            seg_origin[0] = zero0 - t0  # segment 0 runs on the timer of the previous program
+            seg_value[0] = 0.0
+        x = np.zeros(n)
+        wi = np.flatnonzero(waits)
+        x[wi] = np.maximum(seg_origin[seg[wi]] - seg_value[seg[wi]] + self.low32[wi] - c[wi + 1], 0.0)
+        n_seg = first_sets.size
+        big = float(2.0 ** np.ceil(np.log2(x.max(initial=0.0) + 2.0)))
+        if n_seg * big < 2.0**52:
+            shifted = x + seg * big
+            inclusive = np.maximum.accumulate(shifted) - seg * big if n else x
+        else:  # too many segments for one shifted maximum: one pass per segment
+            inclusive = np.empty(n)
+            bounds = np.concatenate((first_sets, [n]))
+            for k in range(n_seg):
+                inclusive[bounds[k] : bounds[k + 1]] = np.maximum.accumulate(x[bounds[k] : bounds[k + 1]])
+        exclusive = np.zeros(n)
+        exclusive[1:] = inclusive[:-1]
+        exclusive[first_sets] = 0.0
+        seg_end = np.concatenate((first_sets[1:], [n]))
+        r_end = np.where(seg_end > first_sets, inclusive[np.maximum(seg_end - 1, 0)], 0.0) if n else np.zeros(n_seg)
+        d = t0 + np.concatenate(([0.0], np.cumsum(r_end)[:-1]))
+        starts = np.empty(n + 1)
+        starts[:n] = c[:n] + d[seg] + exclusive
+        starts[n] = c[n] + (d[-1] + r_end[-1] if n else t0)
+        zero = d + seg_origin - seg_value
+        if not (sets.size and sets[0] == 0):
+            zero[0] = zero0
+        self.timer_zero_of = zero[seg] if n else np.zeros(0)
+        emulator.timer_zero = float(zero[-1]) if n else zero0
         return starts
 
     def runs(self) -> list[tuple[int, int, bool]]:

@@ -28,6 +28,8 @@ class RoutingTables:
     an FPGA output.
     """
 
+    NOT_HAGEN = 257  # fpga_hagen: the label reaches a driver that is not in hagen mode, or several drivers
+
     def __init__(
         self,
         node_mask: np.ndarray,
@@ -36,6 +38,7 @@ class RoutingTables:
         bus_enable: np.ndarray,
         receiver_enable: np.ndarray,
         row_select_mask: np.ndarray,
+        hagen_driver: np.ndarray,
     ) -> None:
         # node arrays are (20, 12); bus_enable (8,); driver arrays (256,)
         crossbar = np.zeros((N_INPUTS, 1 << 16), dtype=np.uint16)
@@ -83,6 +86,11 @@ class RoutingTables:
         self.fpga_driver = np.where(n_targets > 1, MANY_TARGETS, np.where(n_targets == 1, single, NO_TARGET)).astype(np.int16)
         self.fpga_recorded = (fpga_masks >> np.uint16(8)) != 0
         self.any_multiple = bool((n_targets > 1).any())
+        # hot-path table: the single hagen driver of a label (256 when it reaches none)
+        hagen_target = np.where(single >= 0, hagen_driver[np.maximum(single, 0)], False)
+        self.fpga_hagen = np.where(
+            n_targets == 0, 256, np.where((n_targets == 1) & hagen_target, single, self.NOT_HAGEN)
+        ).astype(np.int16)
 
     def route(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Route events given by crossbar input (0..19) and label.
