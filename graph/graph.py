@@ -192,12 +192,16 @@ class GraphBuilder:
         name = type(vertex).__name__
         edges = []
         high = vertex.arity()[1]
+        vertices = store.vertices
         for offset, item in enumerate(inputs):
             port_index = first_port + offset
-            source, start, stop = _resolve(item)
-            if not 0 <= source < len(store.vertices):
+            if type(item) is VertexDescriptor:  # the common case, without a function call
+                source, start, stop = int(item), None, None
+            else:
+                source, start, stop = _resolve(item)
+            if not 0 <= source < len(vertices):
                 raise EdgeError(f"{name} input {port_index}: vertex v{source} does not exist "
-                                f"(descriptors are 0..{len(store.vertices) - 1}; inputs must be added first)")
+                                f"(descriptors are 0..{len(vertices) - 1}; inputs must be added first)")
             if port_index >= high:
                 raise EdgeError(f"{name} takes at most {high} inputs, got input {port_index}")
             source_vertex = store.vertices[source]

@@ -119,9 +119,12 @@ def matmul(
     outputs: list[list[VertexDescriptor]] = [[] for _ in column_blocks]
     add = builder.add
     k = 0
+    # vertices equal for many tiles are built once (they are immutable)
+    data_outputs = [DataOutput(CT.Int8, c1 - c0) for c0, c1 in column_blocks]
     for r0, r1 in row_blocks:
         rows = _range(r1 - r0, ranges)
         data_input = DataInput(CT.UInt5, r1 - r0)
+        operand = [x[r0:r1]] if (r0, r1) != (0, n) else [x]
         for j, (c0, c1) in enumerate(column_blocks):
             columns = _range(c1 - c0, ranges)
             synram = k % 2
@@ -132,11 +135,11 @@ def matmul(
             neurons = NeuronView._trusted(row=synram, columns=columns, capmem_names=(), capmem_values=None,
                                           address_out=None, enable_spike_out=None, refractory_time=None)
             readout = CADCMembraneReadoutView._trusted(synram=synram, columns=columns, mode="hagen", period=250)
-            d = add(data_input, [x[r0:r1]] if (r0, r1) != (0, n) else [x], instance)
+            d = add(data_input, operand, instance)
             d = add(view, [d], instance)
             d = add(neurons, [d], instance)
             d = add(readout, [d], instance)
-            outputs[j].append(add(DataOutput(CT.Int8, c1 - c0), [d], instance))
+            outputs[j].append(add(data_outputs[j], [d], instance))
             k += 1
     if k == 1:
         return outputs[0][0]
@@ -196,8 +199,10 @@ def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: i
     The input is an :class:`ExternalInput` (DataUInt5, N entries) in instance 0.
     """
     builder = GraphBuilder()
-    weights = _readonly_int8(weights)
-    n = weights.shape[0]
+    shape = np.shape(weights)
+    if len(shape) not in (1, 2) or 0 in shape:
+        raise GraphValueError(f"matmul weights must be a non-empty 1-d or 2-d array, got shape {shape}")
+    n = shape[0]
     x = builder.add(ExternalInput(CT.DataUInt5, n, "x"), execution_instance=builder.new_execution_instance())
     y = matmul(builder, x, weights, num_sends, wait_between_events, num_chips)
     return builder.build(), x, y

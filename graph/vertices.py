@@ -20,6 +20,7 @@ reference semantics in :meth:`Transformation.evaluate` (pure numpy, batch-major 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import attrs
@@ -123,6 +124,12 @@ def _unique_sorted(name: str, value: np.ndarray, owner: str) -> None:
         raise GraphValueError(f"{owner}.{name} must be strictly increasing, got {value.tolist()[:8]}...")
 
 
+@functools.lru_cache(maxsize=4096)
+def _port(kind: ConnectionType, size: int) -> Port:
+    """Ports are immutable values: share one instance per (type, size) (cheap in hot build loops)."""
+    return Port(kind, size)
+
+
 def _register(cls: type[Vertex]) -> type[Vertex]:
     VERTEX_TYPES[cls.__name__] = cls
     return cls
@@ -221,7 +228,7 @@ class ExternalInput(Vertex):
         _check_range("size", self.size, 1, 2**31 - 1, "ExternalInput")
 
     def output_port(self) -> Port:
-        return Port(self.type, self.size)
+        return _port(self.type, self.size)
 
 
 @_register
@@ -245,10 +252,10 @@ class DataInput(Vertex):
 
     def input_port(self, index: int) -> Port:
         memory = next(k for k, v in FROM_MEMORY.items() if v is self.output_type)
-        return _one(Port(memory, self.size), self, index)
+        return _one(_port(memory, self.size), self, index)
 
     def output_port(self) -> Port:
-        return Port(self.output_type, self.size)
+        return _port(self.output_type, self.size)
 
 
 @_register
@@ -270,10 +277,10 @@ class DataOutput(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(self.input_type, self.size), self, index)
+        return _one(_port(self.input_type, self.size), self, index)
 
     def output_port(self) -> Port:
-        return Port(TO_MEMORY[self.input_type], self.size)
+        return _port(TO_MEMORY[self.input_type], self.size)
 
 
 # ------------------------------------------------------------------------------------ event routing
@@ -290,10 +297,10 @@ class ExternalSpikeInput(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.TimedSpikes, 1), self, index)
+        return _one(_port(CT.TimedSpikes, 1), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
 
 @_register
@@ -305,10 +312,10 @@ class ExternalSpikeOutput(Vertex):
         return (1, 48)
 
     def input_port(self, index: int) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
     def output_port(self) -> Port:
-        return Port(CT.TimedSpikesFromChip, 1)
+        return _port(CT.TimedSpikesFromChip, 1)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, CrossbarNode) or int(source.coordinate.output) < 8:
@@ -342,7 +349,7 @@ class BackgroundSpikeSource(Vertex):
         _check_range("mask", self.mask, 0, 255, "BackgroundSpikeSource")
 
     def output_port(self) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
 
 @_register
@@ -363,10 +370,10 @@ class CrossbarNode(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.CrossbarLabel, 1), self, index)
+        return _one(_port(CT.CrossbarLabel, 1), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         node_input = int(self.coordinate.input)
@@ -394,10 +401,10 @@ class PADIBus(Vertex):
         return (0, 20)
 
     def input_port(self, index: int) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
     def output_port(self) -> Port:
-        return Port(CT.SynapseDriverInputLabel, 1)
+        return _port(CT.SynapseDriverInputLabel, 1)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, CrossbarNode):
@@ -430,10 +437,10 @@ class SynapseDriver(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.SynapseDriverInputLabel, 1), self, index)
+        return _one(_port(CT.SynapseDriverInputLabel, 1), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.SynapseInputLabel, 2)
+        return _port(CT.SynapseInputLabel, 2)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, PADIBus):
@@ -478,10 +485,10 @@ class SynapseArrayView(Vertex):
         return (0, self.rows.size)
 
     def input_port(self, index: int) -> Port:
-        return Port(CT.SynapseInputLabel, 2)
+        return _port(CT.SynapseInputLabel, 2)
 
     def output_port(self) -> Port:
-        return Port(CT.SynapticInput, int(self.columns.size))
+        return _port(CT.SynapticInput, int(self.columns.size))
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, SynapseDriver):
@@ -532,10 +539,10 @@ class MACSynapseArrayView(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.UInt5, int(self.rows.size)), self, index)
+        return _one(_port(CT.UInt5, int(self.rows.size)), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.SynapticInput, int(self.columns.size))
+        return _port(CT.SynapticInput, int(self.columns.size))
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, DataInput):
@@ -589,10 +596,10 @@ class NeuronView(Vertex):
         return (0, 512)
 
     def input_port(self, index: int) -> Port:
-        return Port(CT.SynapticInput, int(self.columns.size))
+        return _port(CT.SynapticInput, int(self.columns.size))
 
     def output_port(self) -> Port:
-        return Port(CT.MembraneVoltage, int(self.columns.size))
+        return _port(CT.MembraneVoltage, int(self.columns.size))
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         if not isinstance(source, (SynapseArrayView, MACSynapseArrayView)):
@@ -626,10 +633,10 @@ class NeuronEventOutputView(Vertex):
         return (1, 64)
 
     def input_port(self, index: int) -> Port:
-        return Port(CT.MembraneVoltage, 0)  # any size: the pair rule checks the columns
+        return _port(CT.MembraneVoltage, 0)  # any size: the pair rule checks the columns
 
     def output_port(self) -> Port:
-        return Port(CT.CrossbarLabel, 1)
+        return _port(CT.CrossbarLabel, 1)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         eo = int(self.coordinate)
@@ -671,11 +678,11 @@ class CADCMembraneReadoutView(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.MembraneVoltage, int(self.columns.size)), self, index)
+        return _one(_port(CT.MembraneVoltage, int(self.columns.size)), self, index)
 
     def output_port(self) -> Port:
         kind = CT.Int8 if self.mode == "hagen" else CT.TimedCADCSamples
-        return Port(kind, int(self.columns.size))
+        return _port(kind, int(self.columns.size))
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         reason = _neuron_slice_rule("CADCMembraneReadoutView", self.synram, source, start, stop)
@@ -708,10 +715,10 @@ class MADCReadoutView(Vertex):
         return (1, 1)
 
     def input_port(self, index: int) -> Port:
-        return _one(Port(CT.MembraneVoltage, 1), self, index)
+        return _one(_port(CT.MembraneVoltage, 1), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.TimedMADCSamples, 1)
+        return _port(CT.TimedMADCSamples, 1)
 
     def check_input(self, index: int, source: Vertex, start: int, stop: int) -> str | None:
         reason = _neuron_slice_rule("MADCReadoutView", int(self.neuron.row), source, start, stop)
@@ -775,7 +782,7 @@ def concatenate(*inputs: np.ndarray) -> np.ndarray:
 
 
 def _int8_port(size: int) -> Port:
-    return Port(CT.DataInt8, size)
+    return _port(CT.DataInt8, size)
 
 
 @_register
@@ -868,7 +875,7 @@ class ConvertingReLU(Transformation):
         return _one(_int8_port(self.size), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.DataUInt5, self.size)
+        return _port(CT.DataUInt5, self.size)
 
     def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
         return converting_relu(inputs[0], self.shift)
@@ -891,7 +898,7 @@ class ArgMax(Transformation):
         return _one(_int8_port(self.size), self, index)
 
     def output_port(self) -> Port:
-        return Port(CT.DataInt32, 1)
+        return _port(CT.DataInt32, 1)
 
     def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
         return argmax(inputs[0])
@@ -917,10 +924,10 @@ class Concatenation(Transformation):
         return (len(self.sizes), len(self.sizes))
 
     def input_port(self, index: int) -> Port:
-        return Port(self.type, self.sizes[index])
+        return _port(self.type, self.sizes[index])
 
     def output_port(self) -> Port:
-        return Port(self.type, sum(self.sizes))
+        return _port(self.type, sum(self.sizes))
 
     def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
         return concatenate(*inputs)
