@@ -15,5 +15,6 @@ def _clean_state() -> Iterator[None]:
     ml.set_mock_parameter(ml.MockParameter())
     torch.manual_seed(0)
     yield
+    ml._tracing._active = None  # a failed tracing test must not leave a tracer recording
     ml.release_hardware()
     ml.set_mock_parameter(ml.MockParameter())
