@@ -11,6 +11,7 @@ marked ``recurrent`` and are the only edges pointing backwards in the vertex ord
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
@@ -267,10 +268,8 @@ class GraphBuilder:
     def build(self) -> Graph:
         """The immutable graph of everything added so far (the builder stays usable)."""
         store = self._store
-        for index, (vertex, edges) in enumerate(zip(store.vertices, store.inputs)):
-            low = vertex.arity()[0]
-            if len(edges) < low:
-                raise EdgeError(f"{type(vertex).__name__} v{index} needs at least {low} inputs, has {len(edges)}")
+        logger.debug("building a graph of %d vertices in %d execution instances", len(store.vertices),
+                     len(self._successors))
         return Graph(store.vertices, store.instances, [tuple(e) for e in store.inputs])
 
 
@@ -346,7 +345,6 @@ class Graph:
                 for source in sources:
                     successors[source].append(inst)
             rank = {inst: i for i, inst in enumerate(first_seen)}
-            import heapq
             ready = [(rank[i], i) for i in first_seen if indegree[i] == 0]
             heapq.heapify(ready)
             result = []
@@ -386,6 +384,15 @@ class Graph:
             by_instance = {k: tuple(v) for k, v in collected.items()}
             self._cache["by_instance"] = by_instance
         return by_instance.get(instance, ())  # type: ignore[no-any-return]
+
+    def inputs_of_graph(self) -> tuple[VertexDescriptor, ...]:
+        """The graph's inputs: every vertex without input ports that takes host data (ExternalInput)."""
+        return tuple(VertexDescriptor(i) for i, v in enumerate(self._vertices)
+                     if not v.on_chip and not v.is_transformation and v.arity()[1] == 0)
+
+    def outputs_of_graph(self) -> tuple[VertexDescriptor, ...]:
+        """The graph's results: vertices giving host memory (``Data*``) that no other vertex reads."""
+        return tuple(d for d in self if not self.users(d) and self._vertices[d].output_port().type.is_memory)
 
     def find(self, kind: type[Vertex]) -> tuple[VertexDescriptor, ...]:
         """Descriptors of every vertex of type ``kind``."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import numpy as np
 
 from bss2.hal.coordinates import AtomicNeuronOnDLS, SynapseDriverOnDLS
 
 from .errors import GraphValueError
-from .graph import ExecutionInstance, Graph, GraphBuilder, VertexDescriptor
+from .graph import ExecutionInstance, Graph, GraphBuilder, InputLike, VertexDescriptor
 from .network import (
     BackgroundSpikeSourcePopulation,
     CADCRecording,
@@ -34,6 +36,7 @@ from .vertices import (
     PADIBus,
     SynapseArrayView,
     SynapseDriver,
+    Vertex,
 )
 
 CT = ConnectionType
@@ -82,7 +85,7 @@ def network_to_graph(network: Network, routing: RoutingResult,
     instance = execution_instance or ExecutionInstance()
     builder = GraphBuilder()
 
-    def add(vertex, inputs=()):  # type: ignore[no-untyped-def]
+    def add(vertex: Vertex, inputs: Sequence[InputLike] = ()) -> VertexDescriptor:
         return builder.add(vertex, inputs, instance)
 
     node_enums = routing.crossbar_nodes.tolist()

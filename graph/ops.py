@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from .errors import GraphTypeError, GraphValueError
-from .graph import ExecutionInstance, GraphBuilder, VertexDescriptor
+from .graph import ExecutionInstance, Graph, GraphBuilder, VertexDescriptor
 from .ports import ConnectionType
 from .vertices import (
     Addition,
@@ -155,10 +155,6 @@ def matmul(
     return add(Concatenation(CT.DataInt8, tuple(c1 - c0 for c0, c1 in column_blocks)), blocks, instance)
 
 
-def _x(builder: GraphBuilder, x: int) -> VertexDescriptor:
-    return x if isinstance(x, VertexDescriptor) else VertexDescriptor(x)
-
-
 def _transformation_instance(builder: GraphBuilder, x: int, instance: ExecutionInstance | None) -> ExecutionInstance:
     return instance if instance is not None else builder.execution_instance(x)
 
@@ -193,7 +189,8 @@ def argmax(builder: GraphBuilder, x: int, instance: ExecutionInstance | None = N
     return builder.add(ArgMax(builder.output_port(x).size), [x], _transformation_instance(builder, x, instance))
 
 
-def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: int = 5, num_chips: int = 1):  # type: ignore[no-untyped-def]
+def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: int = 5,
+                 num_chips: int = 1) -> tuple[Graph, VertexDescriptor, VertexDescriptor]:
     """A complete graph for ``x @ weights``: returns ``(graph, input_descriptor, output_descriptor)``.
 
     The input is an :class:`ExternalInput` (DataUInt5, N entries) in instance 0.

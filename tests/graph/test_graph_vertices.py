@@ -229,3 +229,54 @@ class TestTransformations:
         assert ArgMax(4).evaluate(np.array([[0, 0, 3, 1]])).tolist() == [[2]]
         assert Concatenation(CT.DataInt8, (1, 2)).evaluate(np.array([[1]]), np.array([[2, 3]])).tolist() == [[1, 2, 3]]
         assert Addition(1, 3).evaluate(np.array([[100]]), np.array([[100]]), np.array([[-100]])).tolist() == [[100]]
+
+
+class TestMoreInputRules:
+    def test_data_input_takes_only_its_memory_type(self, builder):
+        x = builder.add(ExternalInput(CT.DataInt8, 4))
+        with pytest.raises(PortTypeError, match="expects DataUInt5"):
+            builder.add(DataInput(CT.UInt5, 4), [x])
+        spikes = builder.add(ExternalInput(CT.DataTimedSpikes, 1))
+        builder.add(DataInput(CT.TimedSpikes, 1), [spikes])
+
+    def test_external_spike_input_takes_timed_spikes(self, builder):
+        x = builder.add(ExternalInput(CT.DataUInt5, 1))
+        d = builder.add(DataInput(CT.UInt5, 1), [x])
+        with pytest.raises(PortTypeError):
+            builder.add(ExternalSpikeInput(0), [d])
+
+    def test_subtraction_needs_two_operands(self, builder):
+        *_, o = mac_chain(builder)
+        builder.add(Subtraction(3), [o, o], ExecutionInstance(1))
+        with pytest.raises(EdgeError):
+            builder.add(Subtraction(3), [o], ExecutionInstance(1))
+
+    def test_argmax_gives_one_index(self, builder):
+        *_, o = mac_chain(builder)
+        a = builder.add(ArgMax(3), [o], ExecutionInstance(1))
+        assert builder.output_port(a).type is CT.DataInt32 and builder.output_port(a).size == 1
+        with pytest.raises(PortTypeError):
+            builder.add(ReLU(1), [a], ExecutionInstance(1))
+
+    def test_concatenation_checks_each_size(self, builder):
+        *_, o = mac_chain(builder, columns=3)
+        builder.add(Concatenation(CT.DataInt8, (3, 3)), [o, o], ExecutionInstance(1))
+        with pytest.raises(EdgeError, match="input 1 expects size 2"):
+            builder.add(Concatenation(CT.DataInt8, (3, 2)), [o, o], ExecutionInstance(1))
+
+    def test_synapse_driver_takes_only_a_padi_bus(self, builder):
+        x, d, e, node, *_ = spiking_chain(builder)
+        with pytest.raises(PortTypeError):
+            builder.add(SynapseDriver(SynapseDriverOnDLS(0, 1)), [node])
+
+    def test_mac_view_takes_only_a_data_input(self, builder):
+        *_, driver, syn, neurons = spiking_chain(builder)
+        with pytest.raises(PortTypeError):
+            builder.add(MACSynapseArrayView(0, [0], range(4), np.zeros((1, 4))), [neurons])
+
+    def test_graph_inputs_and_outputs(self, builder):
+        x, *_, o = mac_chain(builder)
+        r = builder.add(ReLU(3), [o], ExecutionInstance(2))
+        graph = builder.build()
+        assert graph.inputs_of_graph() == (x,)
+        assert graph.outputs_of_graph() == (r,)
