@@ -51,7 +51,17 @@ from .ops import (
     unfold_indices_2d,
 )
 from .ports import ConnectionType, Port
-from .routing import Router, RoutingResult, realised_connectivity, route, to_containers, update_weights, verify
+from .routing import (
+    Router,
+    RoutingResult,
+    decode_neuron_labels,
+    labels_of,
+    realised_connectivity,
+    route,
+    to_containers,
+    update_weights,
+    verify,
+)
 from .vertices import (
     VERTEX_TYPES,
     Addition,
@@ -96,7 +106,7 @@ __all__ = [
     "Port", "PortTypeError", "Projection", "ReLU", "Router", "RoutingError", "RoutingResult",
     "SpikeRecording", "Subtraction", "SynapseArrayView", "SynapseDriver", "Transformation",
     "VerificationError", "Vertex", "VertexDescriptor", "apply_unfold", "argmax", "concatenate",
-    "conv_weight_matrix", "converting_relu", "expanded_unfold_indices_1d", "expanded_weight_matrix_1d",
+    "conv_weight_matrix", "converting_relu", "decode_neuron_labels", "labels_of", "expanded_unfold_indices_1d", "expanded_weight_matrix_1d",
     "matmul", "matmul_graph", "network_to_graph", "ops", "realised_connectivity", "relu", "route",
     "saturating_add", "saturating_subtract", "structural_hash", "to_containers", "unfold_indices_1d", "unfold_indices_2d",
     "update_weights", "verify", "vertex_from_dict", "vertex_to_dict",

@@ -549,3 +549,39 @@ def to_containers(result: RoutingResult, network: Network | None = None) -> list
                                   period=item.period, seed=item.seed + j, label=labels[k], mask=0)))
                 k += 1
     return pairs
+
+
+# --------------------------------------------------------------------------------- label look-ups
+
+
+def labels_of(network: Network, result: RoutingResult, descriptor: int) -> np.ndarray:
+    """The 16-bit labels of the sources of item ``descriptor`` (a population, external or background
+    source), indexed like the item. For an :class:`ExternalSpikeSource` these are the labels the host
+    injects (bits 15:14 select the FPGA channel)."""
+    offsets = network.source_offsets
+    if descriptor not in offsets:
+        raise RoutingError(f"labels_of: item {descriptor} is not a source of the network", "labels")
+    size = network.items[descriptor].size  # type: ignore[union-attr]
+    return result.source_labels[offsets[descriptor]:offsets[descriptor] + size]
+
+
+def decode_neuron_labels(network: Network, result: RoutingResult, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(population descriptor, neuron index) per recorded spike label; (-1, -1) for labels of no neuron.
+
+    Only label bits 10:0 (event output and ``address_out``) identify a neuron.
+    """
+    neuron_sources = np.flatnonzero(result.source_kinds == SOURCE_NEURON)
+    table_population = np.full(2048, -1, np.int64)
+    table_index = np.full(2048, -1, np.int64)
+    keys = result.source_labels[neuron_sources] & 0x7FF
+    population = np.empty(network.num_neurons, np.int64)
+    index = np.empty(network.num_neurons, np.int64)
+    for descriptor, offset in network.neuron_offsets.items():
+        size = network.items[descriptor].size  # type: ignore[union-attr]
+        population[offset:offset + size] = descriptor
+        index[offset:offset + size] = np.arange(size)
+    emits = result.enable_spike_out
+    table_population[keys[emits]] = population[emits]
+    table_index[keys[emits]] = index[emits]
+    wanted = np.asarray(labels, np.int64) & 0x7FF
+    return table_population[wanted], table_index[wanted]

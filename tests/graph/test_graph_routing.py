@@ -22,6 +22,8 @@ from bss2.graph import (
     SpikeRecording,
     VerificationError,
     network_to_graph,
+    decode_neuron_labels,
+    labels_of,
     route,
     to_containers,
     update_weights,
@@ -290,3 +292,16 @@ def test_routing_as_hal_containers():
     np.testing.assert_array_equal(matrices[0].weights, result.weights[0])
     drivers = [c for _, c in pairs if type(c).__name__ == "SynapseDriverConfig"]
     assert all(d.row_select_mask == 0 and d.enable_receiver for d in drivers)
+
+
+def test_label_lookups_round_trip():
+    network = small_network(np.random.default_rng(11), recurrent=True)
+    result = route(network)
+    for descriptor in network.descriptors(Population):
+        labels = labels_of(network, result, descriptor)
+        emits = result.enable_spike_out[network.neuron_offsets[descriptor]:][:labels.size]
+        populations, indices = decode_neuron_labels(network, result, labels[emits])
+        assert (populations == descriptor).all()
+        np.testing.assert_array_equal(indices, np.flatnonzero(emits))
+    external = network.descriptors(ExternalSpikeSource)[0]
+    assert (labels_of(network, result, external) >> 14 == result.source_buses[:network.items[external].size]).all()
