@@ -40,8 +40,11 @@ class FixedPattern:
         def rel(index: int, spread: float, shape: int | tuple[int, ...] = n, low: float = 0.2) -> np.ndarray:
             return np.maximum(1.0 + spread * streams[index].standard_normal(shape), low)
 
-        self.gain_exc = rel(0, config.gain_spread)
-        self.gain_inh = rel(1, config.gain_spread)
+        # one gain per neuron (the membrane, its capacitance and readout) times a smaller mismatch between the
+        # excitatory and the inhibitory input circuits
+        common = rel(0, config.gain_spread)
+        self.gain_exc = common * rel(1, config.exc_inh_mismatch)
+        self.gain_inh = common * rel(13, config.exc_inh_mismatch)
         self.zero_exc = config.gain_curve_zero_code + config.gain_curve_zero_spread_code * streams[2].standard_normal(n)
         self.zero_inh = config.gain_curve_zero_code + config.gain_curve_zero_spread_code * streams[3].standard_normal(n)
         self.synapse = rel(4, config.synapse_spread, (2, 256, 256), 0.0).astype(np.float32)

@@ -46,6 +46,7 @@ class EmulatorConfig:
 
     hagen_gain: float = _f(0.002)
     gain_spread: float = _f(0.14)
+    exc_inh_mismatch: float = _f(0.03)
     gain_curve_zero_code: float = _f(20.0)
     gain_curve_zero_spread_code: float = _f(15.0)
     synapse_spread: float = _f(0.02)
@@ -115,6 +116,7 @@ class EmulatorConfig:
         """
         return _DEFAULT.evolve(
             gain_spread=0.0,
+            exc_inh_mismatch=0.0,
             gain_curve_zero_spread_code=0.0,
             synapse_spread=0.0,
             driver_spread=0.0,

@@ -454,7 +454,7 @@ class AnalogCore:
                 k = np.searchsorted(reset_pos, w_pos, side="left") - 1
                 start_pos[:, q] = np.where(k >= 0, reset_pos[np.maximum(k, 0)], -1)
         from_reset = start_pos >= 0
-        start_time = np.where(from_reset, b_time[np.maximum(start_pos, 0)] + cfg.neuron_reset_cycles, self.t_state)
+        start_time = np.where(from_reset, seg_end_time[np.maximum(start_pos, 0)] + cfg.neuron_reset_cycles, self.t_state)
         lo = np.searchsorted(ne_seg, start_pos + 1, side="left")
         hi = np.searchsorted(ne_seg, w_pos, side="right")[:, None] - 1 + np.zeros((1, 4), np.int64)
 

@@ -359,6 +359,9 @@ class _Program:
         set_value = np.where(op[sets] == Opcode.TIMER_RESET, 0, self.low32[sets]).astype(np.float64)
         t0, zero0 = emulator.time, emulator.timer_zero
         n = self.n
+        if n == 0:
+            self.timer_zero_of = np.zeros(0)
+            return np.array([t0])
         c = np.zeros(n + 1)
         np.cumsum(duration, out=c[1:])
         # Segments between timer sets. In segment k (starting at instruction a_k, timer value v_k there),
