@@ -9,12 +9,14 @@ Scheme (see ``registers.yaml`` for the hardware rules it relies on):
   ``address_out = b << 6 | l`` and ``event_output = hemisphere * 4 + column // 64``; external sources are
   injected on FPGA channel ``b`` (label ``b << 14 | b << 6 | l``, crossbar input 8 + b); background
   source k (crossbar input 12 + k) emits ``b << 6 | l``.
-* **Crossbar.** Node (input, PADI bus (h, b)) is enabled with ``mask = 0x00C0``, ``target = b << 6`` when a
-  source of that input on bus b projects into hemisphere h. Event outputs of recorded neurons also get
+* **Crossbar.** Node (input, PADI bus (h, b)) is enabled with ``mask = 0x20C0``, ``target = b << 6`` when a
+  source of that input on bus b projects into hemisphere h. External and background sources that
+  project nowhere get label ``1 << 13 | index`` (bit 13: "no route"), which no bus node passes. Event outputs of recorded neurons also get
   node (event output, 8 + event output % 4) with mask 0 (everything to the FPGA).
 * **Synapse drivers** listen with ``row_select_mask = 0`` (every event of their bus); synapses tell
-  sources apart by label. Hence the labels of all sources whose events reach a bus are distinct; the
-  router keeps this invariant while it assigns buses and labels (greedy, balancing row demand).
+  sources apart by label. Hence a label carried by synapses of a bus is reached there by the events of
+  one source only; the router keeps this invariant while it assigns buses and labels (greedy: the bus
+  blocking fewest labels, then the lowest row demand).
 * **Rows.** Bus b of hemisphere h owns the 64 rows of drivers b, b+4, ..., b+124. A connection of
   logical weight w uses max(1, ceil(w / 63)) synapses (63, 63, ..., remainder) on distinct rows. The
   synapses of one source, hemisphere, receptor and copy index form a *virtual row*; virtual rows with
@@ -49,7 +51,8 @@ logger = logging.getLogger("bss2.graph")
 
 NUM_NEURONS = AtomicNeuronOnDLS.SIZE
 BUS_SHIFT = 6  #: label bits 7:6 select the PADI bus
-CROSSBAR_BUS_MASK = 0x3 << BUS_SHIFT
+NO_ROUTE_BIT = 1 << 13  #: set in the labels of external/background sources that project nowhere
+CROSSBAR_BUS_MASK = NO_ROUTE_BIT | (0x3 << BUS_SHIFT)
 SOURCE_NEURON, SOURCE_EXTERNAL, SOURCE_BACKGROUND = 0, 1, 2
 ROW_DISABLED, ROW_EXCITATORY, ROW_INHIBITORY = 0, 1, 2
 ROWS_PER_BUS = 64
@@ -204,11 +207,18 @@ def _synapses(network: Network, placement: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _assign_labels(num_sources: int, kinds: np.ndarray, base_inputs: np.ndarray, emitting: np.ndarray,
-                   demand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   demand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy bus and synapse-label choice per source, keeping the labels reaching each bus distinct.
 
-    ``demand`` (sources, 2): virtual rows per hemisphere. Returns bus, synapse label, crossbar input per
-    source and the enabled bus nodes (20 inputs, 2 hemispheres, 4 buses).
+    ``demand`` (sources, 2): virtual rows per hemisphere. Returns bus, synapse label and crossbar input
+    per source, the enabled bus nodes (20 inputs, 2 hemispheres, 4 buses) and the *unrouted* sources
+    (external or background sources that project nowhere: they get the no-route label bit).
+
+    The hardware rule kept here: in bus (h, b), a label that some synapse of that bus's rows carries is
+    *owned* by one source (the one projecting there) and no other event reaching the bus carries it.
+    Events that reach a bus without projecting there (neurons of the same event output, recorded-only
+    neurons) only have to avoid owned labels. Each source takes the bus where it blocks fewest labels;
+    ties go to the bus with the lower row demand; a bus whose rows would overflow is the last resort.
     """
     bus = np.zeros(num_sources, np.int64)
     label = np.zeros(num_sources, np.int64)
@@ -216,58 +226,63 @@ def _assign_labels(num_sources: int, kinds: np.ndarray, base_inputs: np.ndarray,
     node_on = np.zeros((20, 2, 4), dtype=bool)
     namespace = [[0] * 4 for _ in range(20)]  # labels used by an input on a bus (bitsets)
     arriving = [[0] * 4 for _ in range(2)]  # labels of all events reaching bus (h, b)
+    owned = [[0] * 4 for _ in range(2)]  # labels of the sources with synapses on bus (h, b)
     load = np.zeros((2, 4))
-    projecting = demand.sum(axis=1) > 0
     total_demand = demand.sum(axis=1)
+    projecting = total_demand > 0
+    unrouted = ~projecting & (kinds != SOURCE_NEURON)
     order = np.concatenate([np.flatnonzero(projecting)[np.argsort(-total_demand[projecting], kind="stable")],
-                            np.flatnonzero(~projecting)])
+                            np.flatnonzero(~projecting & ~unrouted)])
     for s in order.tolist():
         hemispheres = [h for h in (0, 1) if demand[s, h] > 0]
-        if not emitting[s] and not hemispheres:
-            # silent: any address unique within its input is fine
-            i = int(inputs[s]) if inputs[s] >= 0 else 8
-            for b in range(4):
-                free = ~namespace[i][b] & _ALL_LABELS
-                if free:
-                    l_ = (free & -free).bit_length() - 1
-                    namespace[i][b] |= 1 << l_
-                    bus[s], label[s], inputs[s] = b, l_, i
-                    break
-            continue
-        candidates = sorted(range(4), key=lambda b: (max((load[h, b] + demand[s, h] for h in hemispheres),
-                                                         default=0.0), b))
-        for b in candidates:
+        best: tuple[Any, ...] | None = None
+        for b in range(4):
             i = int(inputs[s]) if kinds[s] != SOURCE_EXTERNAL else 8 + b
-            new_nodes = [h for h in hemispheres if not node_on[i, h, b]]
-            # enabling a node brings every label of this input on bus b to the bus of that hemisphere
-            if any(namespace[i][b] & arriving[h][b] for h in new_nodes):
-                continue
-            forbidden = namespace[i][b]
-            for h in (0, 1):
-                if node_on[i, h, b] or h in hemispheres:
-                    forbidden |= arriving[h][b]
-            free = ~forbidden & _ALL_LABELS
-            if not free:
-                continue
-            l_ = (free & -free).bit_length() - 1
-            bit = 1 << l_
-            namespace[i][b] |= bit
-            for h in (0, 1):
-                if h in new_nodes:
-                    node_on[i, h, b] = True
-                    arriving[h][b] |= namespace[i][b]
-                elif node_on[i, h, b]:
-                    arriving[h][b] |= bit
-                if h in hemispheres:
-                    load[h, b] += demand[s, h]
-            bus[s], label[s], inputs[s] = b, l_, i
-            break
-        else:
+            if not emitting[s]:
+                # a silent neuron reaches no bus: its address only has to be unique within its input
+                free = ~namespace[i][b] & _ALL_LABELS
+                key: tuple[Any, ...] = (0, 0, 0.0, b)
+            else:
+                new_nodes = [h for h in hemispheres if not node_on[i, h, b]]
+                # enabling a node brings every label of this input on bus b to that hemisphere's bus
+                if any(namespace[i][b] & owned[h][b] for h in new_nodes):
+                    continue
+                forbidden = namespace[i][b]
+                for h in (0, 1):
+                    if h in hemispheres:
+                        forbidden |= arriving[h][b]
+                    elif node_on[i, h, b]:
+                        forbidden |= owned[h][b]
+                free = ~forbidden & _ALL_LABELS
+                blocked = len(hemispheres) + sum(bin(namespace[i][b] & ~arriving[h][b]).count("1")
+                                                 for h in new_nodes)
+                loads = [load[h, b] + demand[s, h] for h in hemispheres]
+                key = (any(x > ROWS_PER_BUS for x in loads), blocked, max(loads, default=0.0), b)
+            if free and (best is None or key < best[0]):
+                best = (key, b, i, (free & -free).bit_length() - 1)
+        if best is None:
+            kind = ("neuron", "external source", "background source")[int(kinds[s])]
             raise RoutingError(
-                f"labels: no PADI bus has a free 6-bit synapse label for source {s} (at most 64 distinct "
-                "sources can reach one PADI bus; the network has too many sources projecting into one "
-                "hemisphere)", "labels")
-    return bus, label, inputs, node_on
+                f"labels: no PADI bus has a free 6-bit synapse label for source {s} ({kind}, projecting into "
+                f"hemispheres {hemispheres}); at most 64 distinct sources can project into one PADI bus, so at "
+                "most 256 into one hemisphere", "labels")
+        _, b, i, l_ = best
+        bit = 1 << l_
+        namespace[i][b] |= bit
+        if emitting[s]:
+            for h in (0, 1):
+                if h in hemispheres:
+                    if not node_on[i, h, b]:
+                        node_on[i, h, b] = True
+                        arriving[h][b] |= namespace[i][b]
+                    owned[h][b] |= bit
+                    load[h, b] += demand[s, h]
+                if node_on[i, h, b]:
+                    arriving[h][b] |= bit
+        bus[s], label[s], inputs[s] = b, l_, i
+    external = np.flatnonzero(unrouted & (kinds == SOURCE_EXTERNAL))
+    inputs[external] = 8
+    return bus, label, inputs, node_on, unrouted
 
 
 def _pack_rows(vrow_h: np.ndarray, vrow_bus: np.ndarray, vrow_receptor: np.ndarray,
@@ -326,7 +341,7 @@ def route(network: Network, verify_result: bool = True) -> RoutingResult:
     demand = np.zeros((num_sources, 2))
     np.add.at(demand, (vrow_source, vrow_h), 1.0)
     emitting = (kinds != SOURCE_NEURON) | recorded | (demand.sum(axis=1) > 0)
-    bus, syn_label, inputs, node_on = _assign_labels(num_sources, kinds, base_inputs, emitting, demand)
+    bus, syn_label, inputs, node_on, unrouted = _assign_labels(num_sources, kinds, base_inputs, emitting, demand)
 
     columns = np.zeros((vkeys.size, 256), dtype=bool)
     columns[vrow, syn["column"]] = True
@@ -347,6 +362,11 @@ def route(network: Network, verify_result: bool = True) -> RoutingResult:
     source_labels[neuron_mask] |= inputs[neuron_mask] << 8
     external_mask = kinds == SOURCE_EXTERNAL
     source_labels[external_mask] |= bus[external_mask] << 14
+    # sources that project nowhere get the no-route bit, which every bus node rejects; the low bits
+    # keep them distinct (index within their kind)
+    if unrouted.any() and kind_index[unrouted].max() >= NO_ROUTE_BIT:
+        raise RoutingError(f"labels: more than {NO_ROUTE_BIT} external sources that project nowhere", "labels")
+    source_labels[unrouted] = NO_ROUTE_BIT | kind_index[unrouted]
     num_neurons = network.num_neurons
     address_out = np.zeros(num_neurons, np.int64)
     enable_spike_out = np.zeros(num_neurons, bool)

@@ -305,3 +305,16 @@ def test_label_lookups_round_trip():
         np.testing.assert_array_equal(indices, np.flatnonzero(emits))
     external = network.descriptors(ExternalSpikeSource)[0]
     assert (labels_of(network, result, external) >> 14 == result.source_buses[:network.items[external].size]).all()
+
+
+def test_sources_that_project_nowhere_do_not_use_bus_labels():
+    """300 external sources of which 50 project: the other 250 get no-route labels and fit."""
+    b = NetworkBuilder()
+    src, pop = b.add(ExternalSpikeSource(300)), b.add(Population(20, record_spikes=True))
+    b.add(Projection(src, pop, np.arange(50), np.arange(50) % 20, np.full(50, 9)))
+    network = b.done()
+    result = route(network)
+    labels = labels_of(network, result, src)
+    assert (labels[50:] & (1 << 13)).all() and not (labels[:50] & (1 << 13)).any()
+    assert len(set(labels.tolist())) == 300
+    assert not (realised_connectivity(result)[50:300] != 0).any()
