@@ -334,10 +334,8 @@ def route(network: Network, verify_result: bool = True) -> RoutingResult:
     n_copies = int(syn["copy"].max()) + 1 if syn["copy"].size else 1
     key = ((syn["source"] * 2 + syn["hemisphere"]) * 2 + syn["receptor"]) * n_copies + syn["copy"]
     vkeys, vrow = np.unique(key, return_inverse=True)
-    vrow_copy = vkeys % n_copies
     rest = vkeys // n_copies
     vrow_receptor, vrow_h, vrow_source = rest % 2, rest // 2 % 2, rest // 4
-    del vrow_copy
     demand = np.zeros((num_sources, 2))
     np.add.at(demand, (vrow_source, vrow_h), 1.0)
     emitting = (kinds != SOURCE_NEURON) | recorded | (demand.sum(axis=1) > 0)
