@@ -85,13 +85,41 @@ def bench_route(neurons: int, synapses: int, sources: int, repeat: int) -> list[
     ]
 
 
+def recurrent_network(neurons: int, inputs: int, p: float, seed: int = 1):  # type: ignore[no-untyped-def]
+    """``inputs`` external sources -> ``neurons`` (placed over both hemispheres) with recurrent excitation
+    and inhibition, each pair connected with probability ``p``."""
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder()
+    src = b.add(ExternalSpikeSource(inputs))
+    exc = b.add(Population(neurons // 2, record_spikes=True))
+    inh = b.add(Population(neurons - neurons // 2))
+    sizes = {src: inputs, exc: neurons // 2, inh: neurons - neurons // 2}
+    for pre, post, receptor in ((src, exc, "excitatory"), (src, inh, "excitatory"), (exc, exc, "excitatory"),
+                                (exc, inh, "excitatory"), (inh, exc, "inhibitory"), (inh, inh, "inhibitory")):
+        mask = rng.random((sizes[pre], sizes[post])) < p
+        b.add(Projection.from_matrix(pre, post, rng.integers(1, 64, mask.shape) * mask, receptor))
+    return b.done()
+
+
+def bench_recurrent(neurons: int, inputs: int, p: float, repeat: int) -> dict[str, object]:
+    net = recurrent_network(neurons, inputs, p)
+    best, median, result = best_of(repeat, lambda: route(recurrent_network(neurons, inputs, p), verify_result=False))
+    synapses = int(net.connections().weights.size)
+    return {"what": f"place + route recurrent ({neurons} neurons, {synapses} synapses)", "best_s": best,
+            "median_s": median, "detail": f"{inputs} external sources, p={p}; "
+            f"{int((result.row_modes != 0).sum())} rows",  # type: ignore[attr-defined]
+            "target_s": "-"}
+
+
 def main() -> int:
     args = parse_args(__doc__.splitlines()[0])
     repeat = 2 if args.quick else 5
     if args.quick:
         rows = [bench_matmul(2048, repeat)] + bench_route(512, 20_000, 256, repeat)
+        rows.append(bench_recurrent(128, 32, 0.1, repeat))
     else:
         rows = [bench_matmul(16384, repeat)] + bench_route(512, 100_000, 256, repeat)
+        rows.append(bench_recurrent(224, 32, 0.15, repeat))
     print_table("bss2.graph", rows)
     write_json(args.json, "graph", {"rows": rows}, args.quick)
     return 0

@@ -318,3 +318,28 @@ def test_sources_that_project_nowhere_do_not_use_bus_labels():
     assert (labels[50:] & (1 << 13)).all() and not (labels[:50] & (1 << 13)).any()
     assert len(set(labels.tolist())) == 300
     assert not (realised_connectivity(result)[50:300] != 0).any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_routing_either_verifies_or_names_the_missing_resource(seed):
+    """Dense random networks (often too big): route() never returns a wrong result."""
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder()
+    sources = [b.add(ExternalSpikeSource(int(rng.integers(1, 200)))),
+               b.add(BackgroundSpikeSourcePopulation(int(rng.integers(1, 9))))]
+    pops = [b.add(Population(int(rng.integers(1, 150)), record_spikes=bool(rng.integers(0, 2))))
+            for _ in range(int(rng.integers(1, 4)))]
+    sizes = {d: b._items[d].size for d in sources + pops}
+    for _ in range(int(rng.integers(1, 6))):
+        pre, post = (sources + pops)[rng.integers(len(sources) + len(pops))], pops[rng.integers(len(pops))]
+        n = int(rng.integers(0, 3 * sizes[post] + 1))
+        b.add(random_projection(rng, pre, post, sizes[pre], sizes[post], n, int(rng.choice([10, 63, 300])),
+                                str(rng.choice(["excitatory", "inhibitory"]))))
+    network = b.done()
+    try:
+        result = route(network, verify_result=False)
+    except RoutingError as error:
+        assert error.resource in ("labels", "synapse rows", "neurons")
+    else:
+        verify(result, network)
