@@ -175,10 +175,25 @@ def hagen_input_words(
         labels = labels_one[np.repeat(start, counts) + within % np.repeat(np.maximum(per_send, 1), counts)]
     else:
         labels = labels_one
-    packs = -(-counts // 3)
-    total_packs = int(packs.sum())
-    within = np.arange(labels.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    pack_index = np.repeat(np.cumsum(packs) - packs, counts) + within // 3
+    # packs of up to 3 labels; a pack never holds two labels for the same PADI bus (the bus would lose
+    # one of two events that close together), so a label whose bus equals one of the two before it opens
+    # a new pack. Row-major order keeps dense inputs at 3 labels per pack.
+    bus = ((labels >> 13) & 1) * 4 + ((labels >> 11) & 3)
+    first = np.zeros(labels.size, dtype=bool)
+    first[np.cumsum(counts)[counts > 0] - counts[counts > 0]] = True
+    opens = first.copy()
+    opens[1:] |= bus[1:] == bus[:-1]
+    opens[2:] |= (bus[2:] == bus[:-2]) & ~first[1:-1]
+    segment = np.cumsum(opens) - 1
+    seg_start = np.flatnonzero(opens)
+    seg_len = np.diff(np.append(seg_start, labels.size))
+    seg_packs = -(-seg_len // 3)
+    position = np.arange(labels.size) - seg_start[segment]
+    pack_index = (np.cumsum(seg_packs) - seg_packs)[segment] + position // 3
+    total_packs = int(seg_packs.sum())
+    within = position
+    vector_of_label = np.repeat(np.arange(batch), counts)
+    packs = np.bincount(vector_of_label[seg_start], weights=seg_packs, minlength=batch).astype(np.int64) if labels.size else np.zeros(batch, np.int64)
     slots = np.zeros((total_packs, 3), dtype=_U64)
     slots[pack_index, within % 3] = labels.astype(_U64)
     pack_count = np.bincount(pack_index, minlength=total_packs).astype(_U64)

@@ -458,8 +458,9 @@ class AnalogCore:
         lo = np.searchsorted(ne_seg, start_pos + 1, side="left")
         hi = np.searchsorted(ne_seg, w_pos, side="right")[:, None] - 1 + np.zeros((1, 4), np.int64)
 
-        rate = np.where(np.isfinite(params.tau_mem_us), 1.0 / (params.tau_mem_us * CYCLES_PER_US), 0.0) + self.parasitic_rate
-        v_reset, v_leak = params.v_reset, params.v_leak
+        rate, v_leak = self._relaxation(params)
+        rate = rate / CYCLES_PER_US
+        v_reset = params.v_reset
         conv_h = run.conv_row // 2
         samples = np.zeros((n_conv, 256), np.uint8)
         for h in (0, 1):  # two synrams
@@ -645,12 +646,19 @@ class AnalogCore:
         if gap <= 0:
             return
         gap_us = gap / CYCLES_PER_US
-        rate = np.where(np.isfinite(params.tau_mem_us), 1.0 / params.tau_mem_us, 0.0) + self.parasitic_rate * CYCLES_PER_US
-        self.v = params.v_leak + (self.v - params.v_leak) * np.exp(-gap_us * rate)
+        rate, target = self._relaxation(params)
+        self.v = target + (self.v - target) * np.exp(-gap_us * rate)
         self.i_exc *= np.exp(-gap_us / params.tau_exc_us)
         self.i_inh *= np.exp(-gap_us / params.tau_inh_us)
         self.w_adapt *= np.exp(-gap_us / params.tau_adaptation_us)
         self.t_state = t
+
+    def _relaxation(self, params: NeuronParams) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron the membrane's relaxation rate (1/us) and target: the leak towards v_leak with tau_mem,
+        or, with the leak disabled, the slow parasitic loss of integrated charge towards v_reset."""
+        leak = np.isfinite(params.tau_mem_us)
+        rate = np.where(leak, 1.0 / np.where(leak, params.tau_mem_us, 1.0), self.parasitic_rate * CYCLES_PER_US)
+        return rate, np.where(leak, params.v_leak, params.v_reset)
 
     def _input_matrix(self, keys: np.ndarray, params: NeuronParams, memory: np.ndarray) -> np.ndarray:
         """Effect of one event per key ``driver * 64 + label[5:0]``: (K, 3, 256) float32 over the columns of the
@@ -730,12 +738,12 @@ class AnalogCore:
         ring_pending = np.zeros(latency + 1, dtype=bool)
 
         # per-neuron constants of the exponential-Euler step
-        rate = np.where(np.isfinite(params.tau_mem_us), 1.0 / params.tau_mem_us, 0.0) + self.parasitic_rate * CYCLES_PER_US
+        rate, v_rest = self._relaxation(params)
         em = np.exp(-dt_us * rate)
         gin = np.where(rate > 0, (1.0 - em) / np.where(rate > 0, rate, 1.0), dt_us)
         e_exc = np.exp(-dt_us / params.tau_exc_us)
         e_inh = np.exp(-dt_us / params.tau_inh_us)
-        v_leak, v_reset, v_th = params.v_leak, params.v_reset, np.where(params.threshold, params.v_threshold, np.inf)
+        v_leak, v_reset, v_th = v_rest, params.v_reset, np.where(params.threshold, params.v_threshold, np.inf)
         refractory_steps = np.ceil(params.refractory_cycles / dt).astype(np.int64)
         any_adapt = bool(params.adaptation.any())
         any_exp = bool(params.exponential.any())
