@@ -6,7 +6,7 @@ standard library (``except ConnectionError``, ``except TimeoutError``) still cat
 
 from __future__ import annotations
 
-__all__ = ["CommError", "ConnectionLost", "ChipBusy", "HandshakeError", "CommTimeoutError"]
+__all__ = ["CommError", "ConnectionLost", "ChipBusy", "HandshakeError", "CommTimeoutError", "ProtocolError"]
 
 
 class CommError(Exception):
@@ -32,3 +32,7 @@ class HandshakeError(CommError, ConnectionError):
 
 class CommTimeoutError(CommError, TimeoutError):
     """No complete reply arrived within the caller's timeout."""
+
+
+class ProtocolError(CommError, ValueError):
+    """A message on the link is malformed (wrong framing, version or size)."""
