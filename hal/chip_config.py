@@ -82,6 +82,50 @@ class ChipConfig:
             raise HalValueError(f"{container_type.__name__} is not static configuration")
         return container_type.decode(self._image[container_type.addresses(coordinate)])
 
+    def write_words(self, addresses: np.ndarray, words: np.ndarray) -> None:
+        """Store raw register words (for example the writes of a program); addresses outside the static
+        configuration are rejected, nothing is stored then."""
+        addresses = np.asarray(addresses, dtype=np.int64).reshape(-1)
+        words = np.asarray(words).reshape(-1)
+        if addresses.shape != words.shape:
+            raise HalValueError(f"addresses and words differ in length: {addresses.size} != {words.size}")
+        inside = (addresses >= 0) & (addresses < _IMAGE_SIZE)
+        if not inside.all() or not _STATIC_MASK[addresses].all():
+            bad = addresses[~inside | ~_STATIC_MASK[np.clip(addresses, 0, _IMAGE_SIZE - 1)]][0]
+            raise HalValueError(f"address {int(bad):#08x} is not part of the static configuration")
+        if words.size and (int(words.min()) < 0 or int(words.max()) > 0xFFFF_FFFF):
+            raise HalValueError("words must be 32-bit register values")
+        self._image[addresses] = words
+
+    @classmethod
+    def from_program_writes(cls, words: np.ndarray, base: ChipConfig | None = None) -> ChipConfig:
+        """The configuration left by the register writes of an instruction stream (applied over ``base``).
+
+        Writes to non-static registers (triggers, timer) are skipped; everything else is stored in order.
+        """
+        from . import wire
+
+        stream = wire.decode_instructions(words)
+        single = stream.opcode == wire.Opcode.WRITE
+        addresses = [stream.addresses[single]]
+        data = [stream.low32[single]]
+        order = [stream.index[single]]
+        if stream.block_headers.size:
+            starts = ((stream.words[stream.block_headers] >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int64)
+            counts = np.bincount(stream.block_of, minlength=stream.block_headers.size)
+            within = np.arange(stream.block_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            addresses.append(starts[stream.block_of] + within)
+            data.append(stream.block_data.astype(np.int64))
+            order.append(stream.block_headers[stream.block_of])
+        all_addresses = np.concatenate(addresses)
+        all_data = np.concatenate(data)
+        sequence = np.argsort(np.concatenate(order), kind="stable")
+        all_addresses, all_data = all_addresses[sequence], all_data[sequence]
+        keep = (all_addresses < _IMAGE_SIZE) & _STATIC_MASK[np.clip(all_addresses, 0, _IMAGE_SIZE - 1)]
+        config = base.copy() if base is not None else cls()
+        config._image[all_addresses[keep]] = all_data[keep]  # later writes win (fancy assignment keeps the last)
+        return config
+
     def synapse_matrix(self, synram: co.SynramOnDLS) -> SynapseMatrix:
         """The synapse matrix of ``synram``."""
         return self.get(synram, SynapseMatrix)  # type: ignore[no-any-return]

@@ -281,7 +281,10 @@ class AnalogCore:
             run.spike_labels.shape[0] == 0 and run.inject_label.size == 0 and run.reset_instr.size == 0
             and run.conv_instr.size == 0 and not madc_busy and not background_on and run.read_counter_times.size == 0
         )
-        params = self.params(memory, run.t_begin)
+        # CapMem-derived parameters are sampled once per run, at its first activity: a run that starts
+        # with a settling wait (after CapMem writes) must see the settled values
+        activity = [t.min() for t in (run.spike_time, run.inject_time, run.reset_time, run.conv_time) if t.size]
+        params = self.params(memory, min(activity) if activity else run.t_begin)
         quiet = self._quiet(params)
         if nothing and quiet:
             return _empty_output()
