@@ -1,0 +1,327 @@
+"""The just-in-time executor: graphs -> programs -> connections -> results.
+
+:class:`JITExecutor` runs a :class:`~bss2.graph.Graph` on one or several chips. Execution instances are
+processed level by level of their dependency DAG. On-chip hagen instances (matrix-multiply tiles) of a
+level are placed round-robin over all synapse arrays of all connections, paired two per program (one per
+synram), built on the calling thread and executed on one worker thread per chip, so that building the next
+program overlaps with executing the current one and chips run concurrently. Host instances
+(transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
+built and run by :mod:`bss2.exec.spiking`.
+
+Inputs and outputs are keyed by vertex descriptor and batch-major: an ``ExternalInput`` of size N takes a
+``(batch, N)`` integer array, and every vertex producing host memory (``DataOutput``, transformations)
+gets a ``(batch, size)`` array in the outputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from bss2.comm import Connection, close_all, connect_many
+from bss2.graph import (
+    CADCMembraneReadoutView,
+    DataInput,
+    DataOutput,
+    ExternalInput,
+    ExternalSpikeInput,
+    Graph,
+    MACSynapseArrayView,
+    NeuronView,
+    SynapseArrayView,
+    Transformation,
+)
+
+from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
+from .info import ExecutionInfo, InstanceRecord, timed
+from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, pair_tiles
+
+_log = logging.getLogger("bss2.exec")
+_cookies = itertools.count(1)
+
+
+class JITExecutor:
+    """Runs graphs on the chips behind ``connections``.
+
+    ``connections``: a :class:`~bss2.comm.Connection`, a sequence of them, or None for
+    :func:`bss2.comm.connect_many` (``BSS2_CONNECTION``, the in-process emulator by default). Connections the
+    executor opened itself are closed by :meth:`close`. One executor keeps a configuration cache per chip,
+    so use one executor per process (see ``bss2.ml.init_hardware``).
+    """
+
+    def __init__(self, connections: Connection | Sequence[Connection] | None = None) -> None:
+        if connections is None:
+            self.connections: list[Connection] = connect_many()
+            self._owns_connections = True
+        elif isinstance(connections, Connection):
+            self.connections = [connections]
+            self._owns_connections = False
+        else:
+            self.connections = list(connections)
+            self._owns_connections = False
+            if not self.connections or not all(isinstance(c, Connection) for c in self.connections):
+                raise ExecError(f"connections must be Connection objects, got {connections!r}")
+        self._states = [ChipState() for _ in self.connections]
+        self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"bss2-chip{i}") for i in range(len(self.connections))]
+        self._lock = threading.Lock()  # one run at a time: the chip states are shared
+        self._closed = False
+
+    @property
+    def n_chips(self) -> int:
+        """Number of chips (connections)."""
+        return len(self.connections)
+
+    # ------------------------------------------------------------------------------------------ life cycle
+    def close(self) -> None:
+        """Stop the worker threads and close the connections this executor opened."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            worker.shutdown(wait=True)
+        if self._owns_connections:
+            close_all(self.connections)
+
+    def __enter__(self) -> JITExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def invalidate_cache(self) -> None:
+        """Forget what the chips hold: the next program of each chip resets it and writes everything."""
+        for state in self._states:
+            state.invalidate()
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self, graph: Graph, inputs: Mapping[int, np.ndarray]) -> tuple[dict[int, np.ndarray], ExecutionInfo]:
+        """Execute ``graph`` with ``inputs`` (ExternalInput descriptor -> (batch, size) array).
+
+        Returns the values of every host-memory vertex (batch-major) and an :class:`ExecutionInfo`.
+        Raises :class:`InputError` for bad inputs and :class:`ExecutionFailed` (with instance, chip and
+        stage) when a step fails; the executor stays usable either way.
+        """
+        if self._closed:
+            raise ExecError("the executor is closed")
+        if not isinstance(graph, Graph):
+            raise ExecError(f"run() needs a bss2.graph.Graph, got {type(graph).__name__}")
+        with self._lock:
+            start = time.perf_counter()
+            info = ExecutionInfo()
+            values = self._external_inputs(graph, inputs, info)
+            for level in _instance_levels(graph):
+                self._run_level(graph, level, values, info)
+            info.wall_time = time.perf_counter() - start
+            return values, info
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _external_inputs(self, graph: Graph, inputs: Mapping[int, np.ndarray], info: ExecutionInfo) -> dict[int, np.ndarray]:
+        record = InstanceRecord(instance=-1, chip=None)
+        values: dict[int, np.ndarray] = {}
+        with timed(record, "preprocess"):
+            expected = {int(d) for d in graph.inputs_of_graph()}
+            unknown = {int(k) for k in inputs} - expected
+            if unknown:
+                raise InputError(f"inputs given for vertices {sorted(unknown)} that are not ExternalInputs of the graph ({sorted(expected)})")
+            batch: int | None = None
+            for d in sorted(expected):
+                vertex = graph.vertex(d)
+                if isinstance(vertex, ExternalSpikeInput):
+                    continue
+                if d not in {int(k) for k in inputs}:
+                    raise InputError(f"no input given for ExternalInput v{d} ({vertex.output_port()})")
+                data = np.asarray(inputs[next(k for k in inputs if int(k) == d)])
+                port = vertex.output_port()
+                if data.ndim != 2 or data.shape[1] != port.size:
+                    raise InputError(f"input for v{d} must have shape (batch, {port.size}), got {data.shape}")
+                if data.dtype.kind not in "iub":
+                    raise InputError(f"input for v{d} must hold integers, got dtype {data.dtype}")
+                if batch is not None and data.shape[0] != batch:
+                    raise InputError(f"all inputs need the same batch size, got {batch} and {data.shape[0]} (v{d})")
+                batch = data.shape[0]
+                low, high = _port_range(port.type.name)
+                if data.size and (int(data.min()) < low or int(data.max()) > high):
+                    raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{int(data.min())}, {int(data.max())}]")
+                values[d] = data
+        info.add(record)
+        return values
+
+    def _run_level(self, graph: Graph, level: Sequence[Any], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+        tiles: list[Tile] = []
+        spiking: list[Any] = []
+        host: list[Any] = []
+        for instance in level:
+            descriptors = graph.instance_vertices(instance)
+            kinds = {type(graph.vertex(d)) for d in descriptors}
+            if MACSynapseArrayView in kinds:
+                record = InstanceRecord(instance=instance.id, chip=None)
+                with timed(record, "preprocess"):
+                    try:
+                        tiles.extend(_tiles_of(graph, instance, descriptors, values))
+                    except ExecError:
+                        raise
+                    except Exception as error:
+                        raise ExecutionFailed(str(error), instance=instance.id, chip=None, stage="preprocess") from error
+                info.add(record)
+            elif SynapseArrayView in kinds or NeuronView in kinds:
+                spiking.append(instance)
+            else:
+                host.append(instance)
+        if tiles:
+            self._run_tiles(tiles, values, info)
+            # host-side work placed in the on-chip instances themselves (e.g. a ReLU after a single tile)
+            for instance in {t.instance for t in tiles}:
+                self._run_host(graph, next(i for i in level if i.id == instance), values, info)
+        for instance in spiking:
+            from .spiking import run_spiking_instance
+
+            run_spiking_instance(self, graph, instance, values, info)
+        for instance in host:
+            self._run_host(graph, instance, values, info)
+
+    def _run_tiles(self, tiles: list[Tile], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+        pending: list[tuple[Future[Any], BuiltProgram, int, InstanceRecord]] = []
+        try:
+            for chip, group in pair_tiles(tiles, self.n_chips):
+                record = InstanceRecord(instance=group[0].instance, chip=chip)
+                try:
+                    with timed(record, "build"):
+                        program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF)
+                except Exception as error:
+                    self._states[chip].invalidate()
+                    raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
+                record.config_words = program.config_words
+                future = self._workers[chip].submit(self._execute, chip, program, record)
+                pending.append((future, program, chip, record))
+        finally:
+            # collect every submitted program even if building a later one failed
+            failure: BaseException | None = None
+            for future, program, chip, record in pending:
+                try:
+                    values.update(future.result())
+                except BaseException as error:  # noqa: BLE001 - re-raised below with context
+                    self._states[chip].invalidate()
+                    if failure is None:
+                        failure = error
+                info.add(record)
+            if failure is not None:
+                raise failure
+
+    def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
+        instance = program.tiles[0].instance
+        try:
+            result = self.connections[chip].execute(program.words)
+        except Exception as error:
+            raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=instance, chip=chip, stage="execute") from error
+        timing = result.timing
+        record.stages["transfer"] = record.stages.get("transfer", 0.0) + timing.transfer + timing.encode
+        record.stages["execute"] = record.stages.get("execute", 0.0) + timing.execute
+        record.hardware_time += timing.hardware_time
+        record.words_sent += int(program.words.size)
+        record.words_received += int(result.responses.size)
+        try:
+            with timed(record, "decode"):
+                return decode_program(program, result.responses)
+        except Exception as error:
+            raise ExecutionFailed(str(error), instance=instance, chip=chip, stage="decode") from error
+
+    def _run_host(self, graph: Graph, instance: Any, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+        record = InstanceRecord(instance=instance.id, chip=None)
+        with timed(record, "postprocess"):
+            for d in graph.instance_vertices(instance):
+                vertex = graph.vertex(d)
+                if int(d) in values or vertex.on_chip or isinstance(vertex, (ExternalInput, ExternalSpikeInput)):
+                    continue
+                try:
+                    arguments = [_edge_value(values, e) for e in graph.inputs(d)]
+                    if isinstance(vertex, Transformation):
+                        values[int(d)] = vertex.evaluate(*arguments)
+                    elif isinstance(vertex, (DataInput, DataOutput)) and arguments:
+                        values[int(d)] = arguments[0]
+                except KeyError as error:
+                    raise ExecutionFailed(f"input {error} of v{int(d)} has no value", instance=instance.id, chip=None, stage="postprocess") from None
+                except Exception as error:
+                    raise ExecutionFailed(f"{type(vertex).__name__} v{int(d)}: {error}", instance=instance.id, chip=None, stage="postprocess") from error
+        info.add(record)
+
+
+def _port_range(type_name: str) -> tuple[int, int]:
+    return {"DataUInt5": (0, 31), "DataInt8": (-128, 127), "UInt5": (0, 31), "Int8": (-128, 127)}.get(type_name, (-(2**63), 2**63 - 1))
+
+
+def _edge_value(values: Mapping[int, np.ndarray], edge: Any) -> np.ndarray:
+    data = values[int(edge.source)]
+    if edge.start is None and edge.stop is None:
+        return data
+    return data[..., edge.start : edge.stop]
+
+
+def _tiles_of(graph: Graph, instance: Any, descriptors: Sequence[int], values: Mapping[int, np.ndarray]) -> list[Tile]:
+    """The MAC tiles of an on-chip instance (one per MACSynapseArrayView) with their input data."""
+    tiles: list[Tile] = []
+    synrams: set[int] = set()
+    for d in descriptors:
+        view = graph.vertex(d)
+        if not isinstance(view, MACSynapseArrayView):
+            continue
+        if view.synram in synrams:
+            raise UnsupportedGraphError(f"instance {instance.id} has two MAC views on synram {view.synram}")
+        synrams.add(view.synram)
+        (edge,) = graph.inputs(d)
+        data_input = graph.vertex(edge.source)
+        if not isinstance(data_input, DataInput):
+            raise UnsupportedGraphError(f"MAC view v{int(d)} must be fed by a DataInput")
+        (source_edge,) = graph.inputs(edge.source)
+        x = _edge_value(values, source_edge)[..., edge.start : edge.stop]
+        outputs = _downstream_outputs(graph, d)
+        tiles.append(
+            Tile(
+                instance=instance.id,
+                inputs=np.asarray(x),
+                rows=view.rows,
+                columns=view.columns,
+                weights=view.weights,
+                num_sends=int(view.num_sends),
+                wait_between_events=int(view.wait_between_events),
+                output_descriptors=outputs,
+                synram=int(view.synram),
+                chip=int(instance.chip),
+            )
+        )
+    return tiles
+
+
+def _downstream_outputs(graph: Graph, view: int) -> tuple[int, ...]:
+    """DataOutput vertices reached from a MAC view through NeuronView -> CADC readout."""
+    outputs = []
+    for neuron_edge in graph.users(view):
+        if not isinstance(graph.vertex(neuron_edge.target), NeuronView):
+            continue
+        for readout_edge in graph.users(neuron_edge.target):
+            if not isinstance(graph.vertex(readout_edge.target), CADCMembraneReadoutView):
+                continue
+            for output_edge in graph.users(readout_edge.target):
+                if isinstance(graph.vertex(output_edge.target), DataOutput):
+                    outputs.append(int(output_edge.target))
+    if not outputs:
+        raise UnsupportedGraphError(f"MAC view v{int(view)} reaches no DataOutput through NeuronView -> CADC readout")
+    return tuple(outputs)
+
+
+def _instance_levels(graph: Graph) -> list[list[Any]]:
+    """Execution instances grouped by depth in their dependency DAG (each level only needs earlier ones)."""
+    dependencies = graph.instance_dependencies()
+    depth: dict[Any, int] = {}
+    for instance in graph.execution_instances():  # topological order
+        depth[instance] = 1 + max((depth[d] for d in dependencies.get(instance, ())), default=-1)
+    levels: dict[int, list[Any]] = {}
+    for instance, level in depth.items():
+        levels.setdefault(level, []).append(instance)
+    return [levels[k] for k in sorted(levels)]
