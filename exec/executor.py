@@ -71,6 +71,7 @@ class JITExecutor:
         self._states = [ChipState() for _ in self.connections]
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"bss2-chip{i}") for i in range(len(self.connections))]
         self._lock = threading.Lock()  # one run at a time: the chip states are shared
+        self._runtime: int | None = None
         self._closed = False
 
     @property
@@ -101,8 +102,14 @@ class JITExecutor:
             state.invalidate()
 
     # ------------------------------------------------------------------------------------------------ run
-    def run(self, graph: Graph, inputs: Mapping[int, np.ndarray]) -> tuple[dict[int, np.ndarray], ExecutionInfo]:
+    def run(
+        self, graph: Graph, inputs: Mapping[int, Any], *, runtime: int | None = None
+    ) -> tuple[dict[int, Any], ExecutionInfo]:
         """Execute ``graph`` with ``inputs`` (ExternalInput descriptor -> (batch, size) array).
+
+        Spiking graphs (:func:`bss2.graph.network_to_graph`) need ``runtime``, the duration of every batch
+        entry in FPGA cycles (8 ns); their timed-spike input takes one :class:`~bss2.exec.SpikeInput`
+        (or a ``(times, labels)`` pair) per batch entry.
 
         Returns the values of every host-memory vertex (batch-major) and an :class:`ExecutionInfo`.
         Raises :class:`InputError` for bad inputs and :class:`ExecutionFailed` (with instance, chip and
@@ -114,6 +121,7 @@ class JITExecutor:
             raise ExecError(f"run() needs a bss2.graph.Graph, got {type(graph).__name__}")
         with self._lock:
             start = time.perf_counter()
+            self._runtime = runtime
             info = ExecutionInfo()
             values = self._external_inputs(graph, inputs, info)
             for level in _instance_levels(graph):
@@ -134,6 +142,12 @@ class JITExecutor:
             for d in sorted(expected):
                 vertex = graph.vertex(d)
                 if isinstance(vertex, ExternalSpikeInput):
+                    continue
+                if vertex.output_port().type.name == "DataTimedSpikes":
+                    from .spiking import spike_inputs
+
+                    given = next((inputs[k] for k in inputs if int(k) == d), [])
+                    values[d] = spike_inputs(given, f"v{d}")
                     continue
                 if d not in {int(k) for k in inputs}:
                     raise InputError(f"no input given for ExternalInput v{d} ({vertex.output_port()})")
