@@ -297,7 +297,7 @@ class AnalogCore:
             and not madc_busy and self._linear_neurons(params, np.ones(2, bool)) and not tables.any_multiple
         ):
             # hot path of hagen programs: everything per SPIKES word, one table lookup per label
-            drivers3 = tables.fpga_hagen[run.spike_labels]
+            drivers3 = np.take(tables.fpga_hagen, run.spike_labels)
             slot_ok = np.arange(3)[None, :] < run.spike_counts[:, None]
             if not ((drivers3 == tables.NOT_HAGEN) & slot_ok).any():
                 self._hot = (drivers3, slot_ok)
@@ -475,16 +475,23 @@ class AnalogCore:
             for half, q in enumerate(quads):
                 c = slice(128 * half, 128 * (half + 1))
                 j = np.arange(256 * h + 128 * half, 256 * h + 128 * (half + 1))
-                dt = (w_time[sel] - start_time[sel, q])[:, None]
-                v_start = np.where(from_reset[sel, q][:, None], v_reset[j][None, :], self.v[j][None, :])
+                dt = w_time[sel] - start_time[sel, q]
                 r = rate[j]
+                reset = from_reset[sel, q]
                 if np.all(r == r[0]):
-                    f = np.exp(-dt * r[0])
+                    # one relaxation factor per window: drift = (target - v_reset) (1 - f)
+                    loss = 1.0 - np.exp(-dt * r[0])
+                    target = v_leak[j] - v_reset[j]
+                    if np.any(loss[reset] != 0.0) and np.any(target != 0.0):
+                        swing[reset, c] += np.outer(loss[reset], target).astype(np.float32)
                 else:
-                    f = np.exp(-dt * r[None, :])
-                drift = v_start - v_reset[j] + (v_leak[j] - v_start) * (1.0 - f)
-                if np.any(drift != 0.0):
-                    swing[:, c] += drift.astype(np.float32)
+                    f = np.exp(-dt[reset, None] * r[None, :])
+                    swing[reset, c] += ((v_leak[j] - v_reset[j])[None, :] * (1.0 - f)).astype(np.float32)
+                if not reset.all():  # windows that start from the stored membrane instead of a reset
+                    keep = ~reset
+                    f = np.exp(-dt[keep, None] * r[None, :])
+                    v_start = self.v[j][None, :]
+                    swing[keep, c] += (v_start - v_reset[j] + (v_leak[j] - v_start) * (1.0 - f)).astype(np.float32)
             # final state of this hemisphere, then the conversions
             self.v[cols] = v_reset[cols] + swing[-1].astype(np.float64)
             conv_sel = sel[:-1]

@@ -175,33 +175,33 @@ class Emulator:
 
     # -------------------------------------------------------------------------------------- dynamics
     def _run_dynamics(self, program: _Program, begin: int, end: int, starts: np.ndarray, results: _Results, end_time: float) -> None:
-        op = program.opcode[begin:end]
-        ok = program.ok[begin:end]
-        instr = np.arange(begin, end)
-        t = starts[begin:end]
         run_end = float(starts[end]) if end < starts.size - 1 else end_time
 
-        spikes = np.flatnonzero((op == Opcode.SPIKES) & ok)
-        payload = program.payload[begin:end][spikes]
-        delays = ((payload >> _U64(50)) & _U64(63)).astype(np.float64)
-        labels3 = np.stack(
-            [((payload >> _U64(s)) & _U64(0xFFFF)).astype(np.uint16) for s in (32, 16, 0)], axis=1
-        ) if spikes.size else np.zeros((0, 3), np.uint16)
-        counts = ((payload >> _U64(48)) & _U64(3)).astype(np.int64)
-
-        writes = (op == Opcode.WRITE) & ok
-        address = program.address[begin:end]
-        data = program.low32[begin:end]
+        s_lo, s_hi = np.searchsorted(program.spike_index, [begin, end])
+        spike_ok = program.spike_ok[s_lo:s_hi]
+        spike_instr = program.spike_index[s_lo:s_hi]
+        lanes = program.spike_lanes[s_lo:s_hi]
+        if not spike_ok.all():
+            spike_instr, lanes = spike_instr[spike_ok], lanes[spike_ok]
+        delays = (lanes[:, 3] >> np.uint16(2)) & np.uint16(63)
+        counts = (lanes[:, 3] & np.uint16(3)).astype(np.int64)
+        labels3 = np.ascontiguousarray(lanes[:, 2::-1])
+        o_lo, o_hi = np.searchsorted(program.other, [begin, end])
+        instr = program.other[o_lo:o_hi]  # the run's non-SPIKES instructions
+        t = starts[instr]
+        writes = (program.opcode[instr] == Opcode.WRITE) & program.ok[instr]
+        address = program.address[instr]
+        data = program.low32[instr]
         inject = np.flatnonzero(writes & (address == SPIKE_INJECTION))
         neuron_reset = np.flatnonzero(writes & (address == NEURON_RESET))
         madc = np.flatnonzero(writes & (address == MADC_CONTROL))
         conv_instr, conv_row = program.conversions_in(begin, end)
 
         dyn = DynamicsInput(
-            t_begin=float(t[0]) if t.size else run_end,
+            t_begin=float(starts[begin]),
             t_end=run_end,
-            spike_instr=instr[spikes],
-            spike_time=t[spikes] + delays,
+            spike_instr=spike_instr,
+            spike_time=starts[spike_instr] + delays,
             spike_labels=labels3,
             spike_counts=counts,
             inject_instr=instr[inject],
@@ -233,20 +233,29 @@ class _Program:
         self.n = n
         self.opcode = op
         self.payload = payload
-        address = stream.addresses
-        low = stream.low32
-        self.address, self.low32 = address, low
         error = np.zeros(n, dtype=np.uint8)
-        # SPIKES dominate hagen programs: check them apart from the (few) other instructions
+        # SPIKES dominate hagen programs: check them apart from the (few) other instructions, on the
+        # 16-bit lanes of the payload (lane 3: delay and count, lanes 2, 1, 0: labels 0, 1, 2)
         is_spikes = op == Opcode.SPIKES
         spike_index = np.flatnonzero(is_spikes)
         other = np.flatnonzero(~is_spikes)
-        sp = payload[spike_index]
-        spike_count = (sp >> _U64(48)) & _U64(3)
-        bad_spikes = (spike_count == 0) | ((spike_count < 2) & (((sp >> _U64(16)) & _U64(0xFFFF)) != 0)) | ((spike_count < 3) & ((sp & _U64(0xFFFF)) != 0))
+        lanes = payload[spike_index].astype("<u8", copy=False).view("<u2").reshape(-1, 4)
+        spike_count = lanes[:, 3] & np.uint16(3)
+        bad_spikes = (spike_count == 0) | ((spike_count < 2) & (lanes[:, 1] != 0)) | ((spike_count < 3) & (lanes[:, 0] != 0))
         error[spike_index[bad_spikes]] = ErrorCode.MALFORMED
-
-        o_op, o_payload, o_addr, o_low = op[other], payload[other], address[other], low[other]
+        self.spike_index = spike_index
+        self.spike_lanes = lanes
+        self.spike_ok = ~bad_spikes
+        self.other = other
+        o_payload = payload[other]
+        o_addr = ((o_payload >> _U64(32)) & _U64(0xFF_FFFF)).astype(np.int64)
+        o_low = (o_payload & _U64(0xFFFF_FFFF)).astype(np.int64)
+        address = np.zeros(n, dtype=np.int64)
+        address[other] = o_addr
+        low = np.zeros(n, dtype=np.int64)
+        low[other] = o_low
+        self.address, self.low32 = address, low
+        o_op = op[other]
         o_err = np.zeros(other.size, dtype=np.uint8)
 
         def flag(condition: np.ndarray, code: int) -> None:
@@ -322,6 +331,14 @@ class _Program:
         self.read_count = np.zeros(n, dtype=np.int64)
         self.read_count[other[o_read]] = span[o_read]
         self.is_end = full(o_ok & (o_op == Opcode.END))
+        self.neuron_reset_instr = other[o_ok & is_write & (o_addr == NEURON_RESET)]
+        self.wblock_instr = other[o_ok & is_wblock]
+        self.wblock_count = count[o_ok & is_wblock]
+        waits = o_ok & (o_op == Opcode.WAIT_UNTIL)
+        self.wait_instr, self.wait_target = other[waits], o_low[waits].astype(np.float64)
+        sets = o_ok & ((o_op == Opcode.TIMER_RESET) | (is_write & (o_addr == TIMER)))
+        self.set_instr = other[sets]
+        self.set_value = np.where(o_op[sets] == Opcode.TIMER_RESET, 0, o_low[sets]).astype(np.float64)
 
         # CADC conversions: a valid read covering the first word of a sample row converts that row
         read_instr = other[o_read]
@@ -341,73 +358,78 @@ class _Program:
 
     # ------------------------------------------------------------------------------------- timeline
     def timeline(self, emulator: Emulator) -> np.ndarray:
-        """Start time (model cycles) of every instruction, plus the program's end time as a last element."""
+        """Start time (model cycles) of every instruction, plus the program's end time as a last element.
+
+        Between timer sets (segment k starting at instruction a_k, where the timer reads v_k) the start
+        time is t_i = c_i + D_k + R_i: c the cumulative durations, D_k = t_{a_k} - c_{a_k}, and R_i the
+        largest lag that a WAIT_UNTIL j before i in the segment imposes, max(0, c_{a_k} - v_k + target_j
+        - c_{j+1}), which does not depend on D_k. R is a segmented running maximum over the waits, piecewise
+        constant between them; D_{k+1} = D_k + R at the end of segment k.
+        """
         cfg = emulator.config
-        op, ok = self.opcode, self.ok
-        duration = np.full(self.n, cfg.instruction_cycles, dtype=np.float64)
-        spikes = ok & (op == Opcode.SPIKES)
-        duration[spikes] += ((self.payload[spikes] >> _U64(50)) & _U64(63)).astype(np.float64)
-        duration[ok & (op == Opcode.WRITE) & (self.address == NEURON_RESET)] += cfg.neuron_reset_cycles
-        wblock = ok & (op == Opcode.WRITE_BLOCK)
-        duration[wblock] += np.ceil((self.payload[wblock] & _U64(0xFFFF)).astype(np.float64) / 2) * cfg.instruction_cycles
+        n = self.n
+        t0, zero0 = emulator.time, emulator.timer_zero
+        if n == 0:
+            self._zero_starts, self._zero_values = np.zeros(1, np.int64), np.array([zero0])
+            return np.array([t0])
+        duration = np.full(n, cfg.instruction_cycles, dtype=np.float64)
+        ok_spikes = self.spike_index[self.spike_ok]
+        duration[ok_spikes] += (self.spike_lanes[self.spike_ok, 3] >> np.uint16(2)) & np.uint16(63)
+        duration[self.neuron_reset_instr] += cfg.neuron_reset_cycles
+        duration[self.wblock_instr] += np.ceil(self.wblock_count / 2) * cfg.instruction_cycles
         if self.conv_instr.size:
             cadc = self.conv_row // 2
             extra = cfg.cadc_conversion_cycles + ((self._cadc_cfg[cadc] >> 8) & 0xFF) + ((self._cadc_cfg[cadc] >> 16) & 0xFF)
             np.add.at(duration, self.conv_instr, extra)
-        waits = ok & (op == Opcode.WAIT_UNTIL)
-        sets = np.flatnonzero(self.timer_set)
-        set_value = np.where(op[sets] == Opcode.TIMER_RESET, 0, self.low32[sets]).astype(np.float64)
-        t0, zero0 = emulator.time, emulator.timer_zero
-        n = self.n
-        if n == 0:
-            self.timer_zero_of = np.zeros(0)
-            return np.array([t0])
         c = np.zeros(n + 1)
         np.cumsum(duration, out=c[1:])
-        # Segments between timer sets. In segment k (starting at instruction a_k, timer value v_k there),
-        # t_i = c_i + D_k + R_i with D_k = t_{a_k} - c_{a_k} and R_i = max(0, max over earlier waits j of the
-        # segment of (c_{a_k} - v_k + target_j - c_{j+1})), which does not depend on D_k: a segmented
-        # running maximum, then D_{k+1} = D_k + R at the segment's end.
-        seg = np.zeros(n, dtype=np.int64)
-        if sets.size:
-            seg[sets] = 1
-            seg = np.cumsum(seg)
-            if sets[0] == 0:
-                seg -= 1
-        first_sets = sets if (sets.size and sets[0] == 0) else np.concatenate(([0], sets))
-        seg_origin = c[first_sets].copy()  # c_{a_k}
-        seg_value = np.concatenate(([0.0], set_value)) if not (sets.size and sets[0] == 0) else set_value.copy()
-        if not (sets.size and sets[0] == 0):
-            seg_origin[0] = zero0 - t0  # segment 0 runs on the timer of the previous program
-            seg_value[0] = 0.0
-        x = np.zeros(n)
-        wi = np.flatnonzero(waits)
-        x[wi] = np.maximum(seg_origin[seg[wi]] - seg_value[seg[wi]] + self.low32[wi] - c[wi + 1], 0.0)
-        n_seg = first_sets.size
-        big = float(2.0 ** np.ceil(np.log2(x.max(initial=0.0) + 2.0)))
+
+        sets, set_value = self.set_instr, self.set_value
+        if sets.size and sets[0] == 0:
+            seg_start, seg_origin, seg_value = sets, c[sets], set_value
+        else:  # segment 0 runs on the timer of the previous program
+            seg_start = np.concatenate(([0], sets))
+            seg_origin = np.concatenate(([zero0 - t0], c[sets]))
+            seg_value = np.concatenate(([0.0], set_value))
+        n_seg = seg_start.size
+        wi = self.wait_instr
+        seg_of_wait = np.searchsorted(seg_start, wi, side="right") - 1
+        lag = np.maximum(seg_origin[seg_of_wait] - seg_value[seg_of_wait] + self.wait_target - c[wi + 1], 0.0)
+        big = float(2.0 ** np.ceil(np.log2(lag.max(initial=0.0) + 2.0)))
         if n_seg * big < 2.0**52:
-            shifted = x + seg * big
-            inclusive = np.maximum.accumulate(shifted) - seg * big if n else x
+            inclusive = np.maximum.accumulate(lag + seg_of_wait * big) - seg_of_wait * big if wi.size else lag
         else:  # too many segments for one shifted maximum: one pass per segment
-            inclusive = np.empty(n)
-            bounds = np.concatenate((first_sets, [n]))
-            for k in range(n_seg):
-                inclusive[bounds[k] : bounds[k + 1]] = np.maximum.accumulate(x[bounds[k] : bounds[k + 1]])
-        exclusive = np.zeros(n)
-        exclusive[1:] = inclusive[:-1]
-        exclusive[first_sets] = 0.0
-        seg_end = np.concatenate((first_sets[1:], [n]))
-        r_end = np.where(seg_end > first_sets, inclusive[np.maximum(seg_end - 1, 0)], 0.0) if n else np.zeros(n_seg)
+            inclusive = lag.copy()
+            for k in np.unique(seg_of_wait):
+                sel = seg_of_wait == k
+                inclusive[sel] = np.maximum.accumulate(lag[sel])
+        last_wait = np.full(n_seg, -1, dtype=np.int64)
+        last_wait[seg_of_wait] = np.arange(wi.size)
+        r_end = np.where(last_wait >= 0, inclusive[np.maximum(last_wait, 0)] if wi.size else 0.0, 0.0)
         d = t0 + np.concatenate(([0.0], np.cumsum(r_end)[:-1]))
+        # piecewise-constant offset D + R: breakpoints after each wait and at each segment start (which wins)
+        points = np.concatenate((wi + 1, seg_start))
+        values = np.concatenate((d[seg_of_wait] + inclusive, d))
+        kind = np.concatenate((np.zeros(wi.size, np.int8), np.ones(n_seg, np.int8)))
+        order = np.lexsort((kind, points))
+        points, values = points[order], values[order]
+        last = np.concatenate((points[1:] != points[:-1], [True]))
+        points, values = points[last], values[last]
+        inside = points < n
+        points, values = points[inside], values[inside]
         starts = np.empty(n + 1)
-        starts[:n] = c[:n] + d[seg] + exclusive
-        starts[n] = c[n] + (d[-1] + r_end[-1] if n else t0)
+        starts[:n] = c[:n] + np.repeat(values, np.diff(np.append(points, n)))
+        starts[n] = c[n] + d[-1] + r_end[-1]
         zero = d + seg_origin - seg_value
         if not (sets.size and sets[0] == 0):
             zero[0] = zero0
-        self.timer_zero_of = zero[seg] if n else np.zeros(0)
-        emulator.timer_zero = float(zero[-1]) if n else zero0
+        self._zero_starts, self._zero_values = seg_start, zero
+        emulator.timer_zero = float(zero[-1])
         return starts
+
+    def timer_zero_of(self, instr: np.ndarray) -> np.ndarray:
+        """Model time at which the timer read 0, for instructions ``instr``."""
+        return self._zero_values[np.searchsorted(self._zero_starts, instr, side="right") - 1]
 
     def runs(self) -> list[tuple[int, int, bool]]:
         """Maximal stretches of configuration writes and of everything else, in program order."""
@@ -459,7 +481,14 @@ class _Results:
 
     def add_dynamics(self, program: _Program, begin: int, end: int, starts: np.ndarray, out, emulator: Emulator) -> None:
         lo, hi = np.searchsorted(program.read_word_instr, [begin, end])
-        if hi > lo:
+        r_lo, r_hi = np.searchsorted(program.read_instr, [begin, end])
+        read_instr = program.read_instr[r_lo:r_hi]
+        if hi > lo and out.samples.shape[0] == read_instr.size and np.all(program.read_count[read_instr] == 64) and np.all(
+            np.isin(program.address[read_instr], _ROW_FIRST)
+        ):
+            # every read is one whole CADC row, converted by that very read (the hagen program)
+            program.read_values[lo:hi] = out.samples.view(np.uint32).reshape(-1)
+        elif hi > lo:
             addresses = program.read_word_address[lo:hi]
             word_instr = program.read_word_instr[lo:hi]
             values = emulator.memory[addresses]
@@ -467,7 +496,7 @@ class _Results:
             values = np.where(access == 3, np.uint32(0), values)
             timer = addresses == TIMER
             if timer.any():
-                t = starts[word_instr[timer]] - program.timer_zero_of[word_instr[timer]]
+                t = starts[word_instr[timer]] - program.timer_zero_of(word_instr[timer])
                 values[timer] = (np.floor(t).astype(np.int64) & 0xFFFF_FFFF).astype(np.uint32)
             counter = (addresses >= COUNTERS.base) & (addresses <= COUNTERS.last_address)
             if counter.any():
@@ -486,9 +515,9 @@ class _Results:
                     emulator.memory[CADC_SAMPLES + 64 * row : CADC_SAMPLES + 64 * (row + 1)] = quads
         if out.spike_labels.size:
             self.timed_time.append(out.spike_times)
-            self.timed_words.append(wire.encode_spike_responses(out.spike_labels, np.floor(out.spike_times - program.timer_zero_of[np.clip(np.searchsorted(starts[:-1], out.spike_times, "right") - 1, 0, max(program.n - 1, 0))]).astype(np.int64)))
+            self.timed_words.append(wire.encode_spike_responses(out.spike_labels, np.floor(out.spike_times - program.timer_zero_of(np.clip(np.searchsorted(starts[:-1], out.spike_times, "right") - 1, 0, max(program.n - 1, 0)))).astype(np.int64)))
         if out.madc_values.size:
-            zero = program.timer_zero_of[np.clip(np.searchsorted(starts[:-1], out.madc_times, "right") - 1, 0, max(program.n - 1, 0))]
+            zero = program.timer_zero_of(np.clip(np.searchsorted(starts[:-1], out.madc_times, "right") - 1, 0, max(program.n - 1, 0)))
             self.timed_time.append(out.madc_times)
             self.timed_words.append(wire.encode_madc_samples(out.madc_values, np.floor(out.madc_times - zero).astype(np.int64), out.madc_channels))
 
