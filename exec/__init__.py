@@ -8,6 +8,7 @@ the emulator's estimated hardware time, words sent and received).
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
 from .executor import JITExecutor
 from .info import STAGES, ExecutionInfo, InstanceRecord
+from .spiking import SpikeInput, SpikeTrains, TimedSamples
 
 __all__ = [
     "STAGES",
@@ -17,5 +18,8 @@ __all__ = [
     "InputError",
     "InstanceRecord",
     "JITExecutor",
+    "SpikeInput",
+    "SpikeTrains",
+    "TimedSamples",
     "UnsupportedGraphError",
 ]
