@@ -183,16 +183,15 @@ class NoiseSource:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.table = _normal_table()
+        self._scaled: dict[float, np.ndarray] = {}
 
     def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
         """float32 samples with standard deviation ``std``."""
-        n = int(np.prod(shape))
-        index = np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16)
-        out = self.table[index].reshape(shape)
-        if std != 1.0:
-            out *= np.float32(std)
-        return out
+        table = self._scaled.get(std)
+        if table is None:
+            table = self._scaled[std] = (_normal_table() * np.float32(std)).astype(np.float32)
+        index = self.rng.integers(0, 65536, size=shape, dtype=np.uint16)
+        return np.take(table, index)
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,7 +228,8 @@ def saturate(swing: np.ndarray, knee: np.ndarray, span: float) -> np.ndarray:
     finite = np.isfinite(knee)
     if not finite.any():
         return swing
-    if np.abs(swing).max(initial=0.0) <= knee[finite].min():
+    lowest_knee = knee[finite].min()
+    if swing.size == 0 or (swing.max() <= lowest_knee and -swing.min() <= lowest_knee):
         return swing
     magnitude = np.abs(swing)
     excess = np.maximum(magnitude - knee, 0.0, dtype=swing.dtype)

@@ -539,8 +539,12 @@ class AnalogCore:
         drivers3 (n, 3) holds the hagen driver of each label (256: none)."""
         drivers3, slot_ok = hot
         cfg = self.config
-        seg = np.searchsorted(b_instr, run.spike_instr, side="left")
-        activation = (run.spike_labels & np.uint16(31)).astype(np.float32)
+        # boundaries strictly before each word: cumulative count over the run's instruction range
+        first = int(min(run.spike_instr[0], b_instr[0])) if b_instr.size else int(run.spike_instr[0])
+        last = int(max(run.spike_instr[-1], b_instr[-1])) if b_instr.size else int(run.spike_instr[-1])
+        before = np.cumsum(np.bincount(b_instr - first, minlength=last - first + 1))
+        seg = before[run.spike_instr - first] - 0
+        activation = (run.spike_labels & np.uint16(31)).astype(np.float64)
         activation *= slot_ok
         if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok):
             flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
@@ -548,7 +552,7 @@ class AnalogCore:
             events = _Events(run.spike_instr[word], run.spike_time[word] + (flat % 3) / 3.0, drivers3.ravel()[flat].astype(np.int64), run.spike_labels.ravel()[flat])
             activation.ravel()[flat] *= self._padi_keep(events)
         if self.parasitic_rate > 0:
-            activation *= np.exp(-(seg_end_time[seg] - run.spike_time) * self.parasitic_rate).astype(np.float32)[:, None]
+            activation *= np.exp(-(seg_end_time[seg] - run.spike_time) * self.parasitic_rate)[:, None]
         if seg.size > 1 and np.any(seg[1:] < seg[:-1]):
             order = np.argsort(seg, kind="stable")
             seg, activation, drivers3 = seg[order], activation[order], drivers3[order]
@@ -558,7 +562,7 @@ class AnalogCore:
         ne_seg = seg[new]
         compressed = np.cumsum(new) - 1
         n_ne = ne_seg.size
-        index = compressed[:, None] * 257 + drivers3
+        index = (compressed * 257)[:, None] + drivers3
         effective = np.bincount(index.ravel(), weights=activation.ravel(), minlength=n_ne * 257).reshape(n_ne, 257)
         rows = []
         for h in (0, 1):  # one matmul per synram

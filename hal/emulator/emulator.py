@@ -538,59 +538,76 @@ class _Results:
         return np.where(found, values, stored)
 
     def assemble(self, starts: np.ndarray) -> np.ndarray:
+        """All response words in program order: per instruction first the spikes and MADC samples that
+        occurred before it started, then its own responses (error, read data, END)."""
         p = self.program
         n = p.n
-        own = np.zeros(n, dtype=np.int64)
-        errors = p.error != 0
-        own[errors] = 1
-        single_read = p.is_read & (p.opcode == Opcode.READ)
-        block_read = p.is_read & (p.opcode == Opcode.READ_BLOCK)
-        block_words = (p.read_count + 1) // 2
-        own[single_read] = 1
-        own[block_read] = 1 + block_words[block_read]
-        own[p.is_end] = 1
+        other = p.other  # SPIKES answer nothing but errors; everything else is among `other`
+        o_op = p.opcode[other]
+        o_error = p.error[other]
+        o_read = p.is_read[other]
+        o_count = p.read_count[other]
+        block_words = (o_count + 1) // 2
+        own = (o_error != 0).astype(np.int64) + p.is_end[other]
+        own += np.where(o_read, np.where(o_op == Opcode.READ_BLOCK, 1 + block_words, 1), 0)
+        bad_spikes = p.spike_index[~p.spike_ok]
+        keys = np.concatenate((other, bad_spikes))
+        own = np.concatenate((own, np.ones(bad_spikes.size, np.int64)))
         if self.timed_time:
             timed_time = np.concatenate(self.timed_time)
             timed_words = np.concatenate(self.timed_words)
             order = np.argsort(timed_time, kind="stable")
             timed_time, timed_words = timed_time[order], timed_words[order]
             timed_at = np.minimum(np.searchsorted(starts, timed_time, side="right"), max(n - 1, 0))
+            keys = np.concatenate((keys, timed_at))
+            own = np.concatenate((own, np.zeros(timed_at.size, np.int64)))
         else:
             timed_words = np.zeros(0, dtype=_U64)
             timed_at = np.zeros(0, dtype=np.int64)
-        pre = np.bincount(timed_at, minlength=n)[:n] if n else np.zeros(0, np.int64)
-        per_instr = pre + own
-        offset = np.cumsum(per_instr) - per_instr
-        total = int(per_instr.sum())
-        out = np.zeros(total, dtype=_U64)
+        if bad_spikes.size or timed_at.size:
+            slots, inverse = np.unique(keys, return_inverse=True)
+            own_per_slot = np.bincount(inverse, weights=own, minlength=slots.size).astype(np.int64)
+        else:
+            slots, own_per_slot = keys, own
+        pre = np.bincount(np.searchsorted(slots, timed_at), minlength=slots.size) if timed_at.size else np.zeros(slots.size, np.int64)
+        per_slot = pre + own_per_slot
+        offset = np.cumsum(per_slot) - per_slot
+        out = np.zeros(int(per_slot.sum()), dtype=_U64)
         if timed_words.size:
-            within = np.arange(timed_at.size) - (np.cumsum(pre) - pre)[timed_at]
-            out[offset[timed_at] + within] = timed_words
-        own_start = offset + pre
-        err_index = np.flatnonzero(errors)
+            slot_of_timed = np.searchsorted(slots, timed_at)
+            within = np.arange(timed_at.size) - (np.cumsum(pre) - pre)[slot_of_timed]
+            out[offset[slot_of_timed] + within] = timed_words
+
+        def own_start(instr: np.ndarray) -> np.ndarray:
+            slot = np.searchsorted(slots, instr)
+            return offset[slot] + pre[slot]
+
+        err_index = np.flatnonzero(p.error)
         if err_index.size:
-            out[own_start[err_index]] = wire.encode_errors(p.error[err_index], p.opcode[err_index], p.stream.index[err_index])
-        ends = np.flatnonzero(p.is_end)
+            out[own_start(err_index)] = wire.encode_errors(p.error[err_index], p.opcode[err_index], p.stream.index[err_index])
+        ends = other[p.is_end[other]]
         if ends.size:
-            out[own_start[ends]] = (_U64(ResponseType.END) << _U64(56)) | (p.payload[ends] & _U64(0xFFFF_FFFF))
+            out[own_start(ends)] = (_U64(ResponseType.END) << _U64(56)) | (p.payload[ends] & _U64(0xFFFF_FFFF))
         # reads: one value per word, in program order
         word_is_block = p.opcode[p.read_word_instr] == Opcode.READ_BLOCK
-        singles = np.flatnonzero(single_read)
+        singles = other[o_read & (o_op == Opcode.READ)]
         if singles.size:
             values = p.read_values[~word_is_block]
-            out[own_start[singles]] = wire.encode_read_data(p.address[singles], values)
-        blocks = np.flatnonzero(block_read)
+            out[own_start(singles)] = wire.encode_read_data(p.address[singles], values)
+        blocks = other[o_read & (o_op == Opcode.READ_BLOCK)]
         if blocks.size:
-            out[own_start[blocks]] = (_U64(ResponseType.BLOCK_DATA) << _U64(56)) | (p.address[blocks].astype(_U64) << _U64(32)) | p.read_count[blocks].astype(_U64)
+            start = own_start(blocks)
             counts = p.read_count[blocks]
-            padded = 2 * block_words[blocks]
+            out[start] = (_U64(ResponseType.BLOCK_DATA) << _U64(56)) | (p.address[blocks].astype(_U64) << _U64(32)) | counts.astype(_U64)
             values = p.read_values[word_is_block]
-            packed = np.zeros(int(padded.sum()), dtype=np.uint32)
-            word_offset = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts) - counts), counts)
-            packed[np.arange(values.size) + word_offset] = values
-            data_words = packed.view("<u8").astype(_U64, copy=False)
-            pair_counts = block_words[blocks]
-            destination = np.repeat(own_start[blocks] + 1 - (np.cumsum(pair_counts) - pair_counts), pair_counts) + np.arange(data_words.size)
+            pair_counts = (counts + 1) // 2
+            if np.all(counts % 2 == 0):
+                data_words = values.view("<u8").astype(_U64, copy=False)
+            else:
+                padded = 2 * pair_counts
+                packed = np.zeros(int(padded.sum()), dtype=np.uint32)
+                packed[np.arange(values.size) + np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts) - counts), counts)] = values
+                data_words = packed.view("<u8").astype(_U64, copy=False)
+            destination = np.repeat(start + 1 - (np.cumsum(pair_counts) - pair_counts), pair_counts) + np.arange(data_words.size)
             out[destination] = data_words
         return out
-
