@@ -25,7 +25,7 @@ nitpicky = False
 exclude_patterns = ["_build", "benchmarks"]
 html_theme = "alabaster"
 html_static_path: list[str] = []
-suppress_warnings = ["autodoc.import_object"]
+suppress_warnings = ["autodoc.import_object", "ref.python"]
 
 
 def setup(app):  # noqa: ANN001, ANN201

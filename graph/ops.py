@@ -209,7 +209,7 @@ def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: i
 
 
 def apply_unfold(x: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Gather ``x`` (batch, *input_shape) with an index map into (batch * positions, features).
+    """Gather ``x`` ``(batch, *input_shape)`` with an index map into ``(batch * positions, features)``.
 
     Index -1 stands for zero padding.
     """
@@ -255,7 +255,7 @@ def unfold_indices_2d(in_channels: int, height: int, width: int, kernel_size: tu
 
 
 def conv_weight_matrix(weight: np.ndarray) -> np.ndarray:
-    """A conv weight (out, in, *kernel) as the (in * prod(kernel), out) matrix of the unfolded input."""
+    """A conv weight ``(out, in, *kernel)`` as the ``(in * prod(kernel), out)`` matrix of the unfolded input."""
     w = np.asarray(weight)
     return w.reshape(w.shape[0], -1).T
 
