@@ -80,3 +80,31 @@ class Stopwatch:
 
     def __str__(self) -> str:
         return f"{time.perf_counter() - self.start:.1f} s"
+
+
+def calibrate_num_sends(model: torch.nn.Sequential, x: torch.Tensor, target: float = 64.0, final_target: float = 32.0,
+                        limit: int = 16) -> list[int]:
+    """Set each hardware layer's ``num_sends`` from data, layer by layer in model order, without noise: a hidden
+    layer's 99th percentile of positive outputs (what passes the following ReLU) becomes about ``target`` LSB, the
+    last layer's 99th percentile of |output| about ``final_target`` LSB (logits of a moderate scale).
+
+    The layers' automatic choice (full-scale input at full-scale weights just saturates) is a worst case; real
+    activations are far smaller, so more sends buy signal-to-noise ratio. Returns the chosen values."""
+    from bss2.ml import MockParameter, get_mock_parameter, nn, set_mock_parameter
+
+    indices = [i for i, layer in enumerate(model) if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    saved = get_mock_parameter()
+    set_mock_parameter(MockParameter(noise_std=0.0, gain=saved.gain))
+    try:
+        with torch.no_grad():
+            for index in indices:
+                layer = model[index]
+                layer.num_sends = 1
+                out = model[:index + 1](x).flatten().float()[:1_000_000]
+                last = index == indices[-1]
+                level = float(torch.quantile(out.abs() if last else out.clamp(min=0), 0.99))
+                goal = final_target if last else target
+                layer.num_sends = max(1, min(limit, int(goal / max(level, 0.5))))
+    finally:
+        set_mock_parameter(saved)
+    return [model[i].num_sends for i in indices]

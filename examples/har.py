@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -31,8 +33,8 @@ from bss2.ml import nn  # noqa: E402
 from bss2.ml.datasets import HAR_LABELS, load_har, split_by_subject  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (Stopwatch, accuracy, confusion, predict, print_table, threads_from_env,  # noqa: E402
-                     train_epoch)
+from _common import (Stopwatch, accuracy, calibrate_num_sends, confusion, predict, print_table,  # noqa: E402
+                     threads_from_env, train_epoch)
 
 WINDOW = 122  # samples fed to the convolution: (122 - 32) // 6 + 1 = 16 positions
 MAX_SHIFT = (128 - WINDOW) // 2
@@ -40,14 +42,27 @@ SPAN_SIGMA = 3.0  # +- this many standard deviations map onto 0..31
 
 
 class Quantiser:
-    """Per-channel normalisation to integer inputs 0..31 (statistics from the training split)."""
+    """Per-channel affine map of the raw signals onto integer inputs 0..31 (range from the training split).
 
-    def __init__(self, x: torch.Tensor) -> None:
-        self.mean = x.mean(dim=(0, 2), keepdim=True)
-        self.std = x.std(dim=(0, 2), keepdim=True)
+    ``percentile``: the central ``coverage`` of each channel's values spans 0..31, so the gravity component of the
+    total acceleration (which tells sitting from standing by a few degrees of tilt) keeps several levels of
+    resolution; ``sigma``: mean +- 3 standard deviations span 0..31.
+    """
+
+    def __init__(self, x: torch.Tensor, mode: str = "percentile", coverage: float = 0.99) -> None:
+        values = x.transpose(0, 1).reshape(x.shape[1], -1)
+        if mode == "percentile":
+            tail = (1.0 - coverage) / 2
+            self.low = torch.quantile(values, tail, dim=1).view(1, -1, 1)
+            self.high = torch.quantile(values, 1.0 - tail, dim=1).view(1, -1, 1)
+        elif mode == "sigma":
+            mean, std = values.mean(dim=1).view(1, -1, 1), values.std(dim=1).view(1, -1, 1)
+            self.low, self.high = mean - SPAN_SIGMA * std, mean + SPAN_SIGMA * std
+        else:
+            raise ValueError(f"unknown quantiser mode {mode!r}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        scaled = (x - self.mean) / self.std * (15.5 / SPAN_SIGMA) + 15.5
+        scaled = (x - self.low) / (self.high - self.low) * 31
         return torch.round(scaled).clamp_(0, 31)
 
 
@@ -55,22 +70,39 @@ def crop(x: torch.Tensor, offset: int = MAX_SHIFT) -> torch.Tensor:
     return x[..., offset:offset + WINDOW]
 
 
-def random_crop(generator: torch.Generator) -> "callable":
+def random_rotations(n: int, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    """(n, 3, 3) rotations by normally distributed angles (std ``degrees``) about the three axes."""
+    angles = torch.randn(n, 3, generator=generator) * math.radians(degrees)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    one, zero = torch.ones(n), torch.zeros(n)
+    rx = torch.stack([one, zero, zero, zero, cos[:, 0], -sin[:, 0], zero, sin[:, 0], cos[:, 0]], 1).view(n, 3, 3)
+    ry = torch.stack([cos[:, 1], zero, sin[:, 1], zero, one, zero, -sin[:, 1], zero, cos[:, 1]], 1).view(n, 3, 3)
+    rz = torch.stack([cos[:, 2], -sin[:, 2], zero, sin[:, 2], cos[:, 2], zero, zero, zero, one], 1).view(n, 3, 3)
+    return rz @ ry @ rx
+
+
+def augmenter(quantise: Quantiser, degrees: float, generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Training augmentation on raw windows: the phone sits a little differently on every person (a small random
+    rotation of the three sensor triples), and a window may start a few samples earlier or later (random crop);
+    then quantise to 0..31."""
     def augment(x: torch.Tensor) -> torch.Tensor:
+        if degrees > 0:
+            rotation = random_rotations(len(x), degrees, generator)
+            x = torch.cat([rotation @ x[:, 3 * k:3 * k + 3] for k in range(3)], dim=1)
         offset = int(torch.randint(0, 2 * MAX_SHIFT + 1, (), generator=generator))
-        return crop(x, offset)
+        return crop(quantise(x), offset)
     return augment
 
 
-def build_model(seed: int, avg: int) -> torch.nn.Sequential:
+def build_model(seed: int, avg: int, shift: int = 1) -> torch.nn.Sequential:
     """The paper's topology in hardware units; weights start uniform in +-20 (of -63..63)."""
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
         nn.Conv1d(9, 16, 32, stride=6, bias=False, mock=True),
-        nn.ConvertingReLU(shift=1),
+        nn.ConvertingReLU(shift=shift),
         torch.nn.Flatten(),
         nn.Linear(256, 125, bias=False, mock=True),
-        nn.ConvertingReLU(shift=1),
+        nn.ConvertingReLU(shift=shift),
         nn.Linear(125, 6, bias=False, mock=True, avg=avg),
     )
     with torch.no_grad():
@@ -111,6 +143,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--train-noise", type=float, default=2.0,
                         help="mock noise during training in LSB (noise-aware training; at least the measured one)")
     parser.add_argument("--lr", type=float, default=0.5)
+    parser.add_argument("--rotation", type=float, default=0.0, help="rotation augmentation, degrees (std)")
+    parser.add_argument("--input-range", choices=("percentile", "sigma"), default="percentile")
+    parser.add_argument("--sends", default="calibrate",
+                        help="'calibrate' (from 500 training windows) or three comma-separated values")
+    parser.add_argument("--target", type=float, default=64.0, help="calibrated output level (LSB)")
+    parser.add_argument("--shift", type=int, default=2, help="ConvertingReLU shift between the layers")
     parser.add_argument("--avg", type=int, default=1, help="neurons averaged per output class")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -129,8 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         generator = torch.Generator().manual_seed(args.seed)
         train_index = train_index[torch.randperm(len(train_index), generator=generator)[:1200]]
         val_index = val_index[torch.randperm(len(val_index), generator=generator)[:400]]
-    quantise = Quantiser(x[train_index])
-    x_train, y_train = quantise(x[train_index]), y[train_index]
+    quantise = Quantiser(x[train_index], args.input_range)
+    x_train, y_train = x[train_index], y[train_index]  # raw: quantised per batch after augmentation
     x_val, y_val = crop(quantise(x[val_index])), y[val_index]
     validation_subjects = sorted(set(subject[val_index].tolist()))
 
@@ -141,8 +179,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"training with noise {training.noise_std:.2f} LSB")
 
     generator = torch.Generator().manual_seed(args.seed)
-    augment = random_crop(generator)
-    model = build_model(args.seed, args.avg)
+    augment = augmenter(quantise, args.rotation, generator)
+    model = build_model(args.seed, args.avg, args.shift)
+    if args.sends == "calibrate":
+        sends = calibrate_num_sends(model, crop(quantise(x_train[:500])), args.target)
+    else:
+        sends = [int(n) for n in args.sends.split(",")]
+        for layer, n in zip([m for m in model if isinstance(m, (nn.Conv1d, nn.Linear))], sends):
+            layer.num_sends = n
+    print(f"num_sends per layer: {sends} ({args.sends})")
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
     ml.set_mock_parameter(training)

@@ -132,10 +132,17 @@ def load_ecg(path: str | os.PathLike[str] | None = None) -> tuple[list[torch.Ten
     with np.load(find_data_file("ecg_af2017_train.npz", path), allow_pickle=False) as data:
         diff, offsets, lengths = data["ecg_diff"], data["offsets"], data["lengths"]
         y, fs = data["y"].astype(np.int64), int(data["fs"])
-    # One cumulative sum over all records, then subtract each record's running total at its start.
-    total = np.concatenate([[0], np.cumsum(diff, dtype=np.int64)])
-    records = [torch.from_numpy((total[o + 1:o + 1 + n] - total[o]).astype(np.int32))
-               for o, n in zip(offsets.tolist(), lengths.tolist())]
+    # One cumulative sum over all records in wrapping int32 arithmetic, then each record made relative to the running
+    # total before its start (read before any record is changed): differences of wrapped sums are exact because
+    # every record's values fit in int32. Records are views into that one array.
+    with np.errstate(over="ignore"):
+        total = np.cumsum(diff, dtype=np.int32)
+        bases = np.where(offsets > 0, total[np.maximum(offsets - 1, 0)], 0).astype(np.int32)
+        records = []
+        for start, length, base in zip(offsets.tolist(), lengths.tolist(), bases.tolist()):
+            record = total[start:start + length]
+            record -= np.int32(base)
+            records.append(torch.from_numpy(record))
     return records, torch.from_numpy(y), fs
 
 
