@@ -19,6 +19,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 
 from bss2.comm import Connection, close_all, connect_many
 from bss2.graph import (
+    Addition,
     CADCMembraneReadoutView,
     DataInput,
     DataOutput,
@@ -45,6 +47,8 @@ from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, p
 
 _log = logging.getLogger("bss2.exec")
 _cookies = itertools.count(1)
+#: Programs queued per chip ahead of its execution (building overlaps executing; memory stays bounded).
+_IN_FLIGHT = 2
 
 
 class JITExecutor:
@@ -189,7 +193,7 @@ class JITExecutor:
             else:
                 host.append(instance)
         if tiles:
-            self._run_tiles(tiles, values, info)
+            self._run_tiles(graph, tiles, values, info)
             # host-side work placed in the on-chip instances themselves (e.g. a ReLU after a single tile)
             for instance in {t.instance for t in tiles}:
                 self._run_host(graph, next(i for i in level if i.id == instance), values, info)
@@ -200,35 +204,58 @@ class JITExecutor:
         for instance in host:
             self._run_host(graph, instance, values, info)
 
-    def _run_tiles(self, tiles: list[Tile], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
-        pending: list[tuple[Future[Any], BuiltProgram, int, InstanceRecord]] = []
+    def _run_tiles(self, graph: Graph, tiles: list[Tile], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+        """Build the programs of a level on this thread and execute them on the chips' worker threads.
+
+        At most ``_IN_FLIGHT`` programs per chip are queued (building runs ahead of the chips by that much,
+        bounding memory). Results are folded into ``values`` as they arrive; sums of tile outputs
+        (:class:`Addition` of the row blocks of a matmul) are accumulated meanwhile (see :class:`_Sums`).
+        """
+        sums = _Sums.of(graph, tiles)
+        cache: dict[Any, np.ndarray] = {}  # input words per input data: lives as long as this level's tiles
+        pending: list[deque[tuple[Future[Any], int, InstanceRecord]]] = [deque() for _ in self.connections]
+        failure: BaseException | None = None
+
+        def collect(chip: int) -> None:
+            nonlocal failure
+            future, _, record = pending[chip].popleft()
+            try:
+                values.update(future.result())
+            except BaseException as error:  # noqa: BLE001 - re-raised below with context
+                self._states[chip].invalidate()
+                if failure is None:
+                    failure = error
+            info.add(record)
+
         try:
             for chip, group in pair_tiles(tiles, self.n_chips):
+                while len(pending[chip]) >= _IN_FLIGHT:
+                    collect(chip)
+                if failure is not None:
+                    break
                 record = InstanceRecord(instance=group[0].instance, chip=chip)
                 try:
                     with timed(record, "build"):
-                        program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF)
+                        program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache)
                 except Exception as error:
                     self._states[chip].invalidate()
                     raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
                 record.config_words = program.config_words
-                future = self._workers[chip].submit(self._execute, chip, program, record)
-                pending.append((future, program, chip, record))
+                future = self._workers[chip].submit(self._execute, chip, program, record, sums)
+                pending[chip].append((future, chip, record))
         finally:
             # collect every submitted program even if building a later one failed
-            failure: BaseException | None = None
-            for future, program, chip, record in pending:
-                try:
-                    values.update(future.result())
-                except BaseException as error:  # noqa: BLE001 - re-raised below with context
-                    self._states[chip].invalidate()
-                    if failure is None:
-                        failure = error
-                info.add(record)
-            if failure is not None:
-                raise failure
+            for chip in range(self.n_chips):
+                while pending[chip]:
+                    collect(chip)
+        if failure is not None:
+            raise failure
+        record = InstanceRecord(instance=tiles[0].instance, chip=None)
+        with timed(record, "postprocess"):
+            values.update(sums.results())
+        info.add(record)
 
-    def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
+    def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord, sums: _Sums | None = None) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
         try:
             result = self.connections[chip].execute(program.words)
@@ -242,9 +269,13 @@ class JITExecutor:
         record.words_received += int(result.responses.size)
         try:
             with timed(record, "decode"):
-                return decode_program(program, result.responses)
+                outputs = decode_program(program, result.responses)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=instance, chip=chip, stage="decode") from error
+        if sums is not None and sums:
+            with timed(record, "postprocess"):
+                sums.add(outputs)
+        return outputs
 
     def _run_host(self, graph: Graph, instance: Any, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
         record = InstanceRecord(instance=instance.id, chip=None)
@@ -339,3 +370,69 @@ def _instance_levels(graph: Graph) -> list[list[Any]]:
     for instance, level in depth.items():
         levels.setdefault(level, []).append(instance)
     return [levels[k] for k in sorted(levels)]
+
+
+class _Sums:
+    """Saturating sums of tile outputs, accumulated while the tiles' programs finish.
+
+    An :class:`Addition` whose every input is a whole output of a tile of the current level (the row-block
+    sum of a partitioned matmul) is computed here instead of after the level: each decoded tile output is
+    added into an int16 accumulator (int32 beyond 256 inputs, so nothing wraps) on the worker thread that
+    decoded it, and the sum is clipped once at the end - exactly ``saturating_add``. The host instance then
+    finds the value present and skips the vertex.
+    """
+
+    def __init__(self) -> None:
+        self._targets: dict[int, list[int]] = {}  # tile output -> Addition vertices (once per edge)
+        self._sums: dict[int, np.ndarray | None] = {}
+        self._shapes: dict[int, tuple[int, int, type]] = {}
+        self._locks: dict[int, threading.Lock] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._targets)
+
+    @classmethod
+    def of(cls, graph: Graph, tiles: Sequence[Tile]) -> _Sums:
+        sums = cls()
+        produced = {d: t for t in tiles for d in t.output_descriptors}
+        candidates: set[int] = set()
+        for d in produced:
+            for edge in graph.users(d):
+                if isinstance(graph.vertex(edge.target), Addition):
+                    candidates.add(int(edge.target))
+        for target in sorted(candidates):
+            vertex = graph.vertex(target)
+            edges = graph.inputs(target)
+            if type(vertex) is not Addition or len(edges) != vertex.num_inputs:
+                continue
+            sources = [int(e.source) for e in edges]
+            if not all(s in produced and _whole(e, produced[s].columns.size) for s, e in zip(sources, edges)):
+                continue
+            if any(produced[s].columns.size != vertex.size for s in sources):
+                continue
+            dtype = np.int16 if vertex.num_inputs <= 256 else np.int32
+            sums._shapes[target] = (produced[sources[0]].batch, vertex.size, dtype)
+            sums._sums[target] = None
+            sums._locks[target] = threading.Lock()
+            for s in sources:
+                sums._targets.setdefault(s, []).append(target)
+        return sums
+
+    def add(self, outputs: Mapping[int, np.ndarray]) -> None:
+        for d, y in outputs.items():
+            for target in self._targets.get(d, ()):
+                with self._locks[target]:
+                    total = self._sums[target]
+                    if total is None:
+                        batch, size, dtype = self._shapes[target]
+                        self._sums[target] = y.astype(dtype)
+                    else:
+                        np.add(total, y, out=total)
+
+    def results(self) -> dict[int, np.ndarray]:
+        return {t: np.clip(s, -128, 127).astype(np.int8) for t, s in self._sums.items() if s is not None}
+
+
+def _whole(edge: Any, size: int) -> bool:
+    """Whether ``edge`` passes its source's whole output of ``size`` entries."""
+    return edge.start in (None, 0) and edge.stop in (None, size)

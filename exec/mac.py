@@ -18,11 +18,15 @@ import attrs
 import numpy as np
 
 from bss2.hal import ChipConfig, SynramOnDLS, hagen, wire
+from bss2.hal.containers import SynapseMatrix
+from bss2.hal.program import encode_register_writes
+from bss2.hal.regmap import REGISTER_MAP
 
 from .errors import UnsupportedGraphError
 
 #: Register word that resets the whole chip (block ``chip_reset``), written before the first program.
 _CHIP_RESET = wire.encode_write([0x000001], [1])
+_CAPMEM_BLOCK = REGISTER_MAP["capmem_cell"]
 
 
 @attrs.define(eq=False)
@@ -58,12 +62,27 @@ def hagen_base_config() -> ChipConfig:
 
 def physical_weights(tile: Tile) -> np.ndarray:
     """The (256, 256) synapse weights of a tile's synram: row 2d excitatory, 2d+1 inhibitory."""
-    signed = np.zeros((hagen.ROWS, hagen.COLUMNS), np.int16)
-    signed[np.ix_(tile.rows, tile.columns)] = tile.weights
+    weights = np.asarray(tile.weights)
+    n_rows, n_columns = weights.shape
+    if _is_prefix(tile.rows, n_rows) and _is_prefix(tile.columns, n_columns):
+        if (n_rows, n_columns) == (hagen.ROWS, hagen.COLUMNS):
+            signed = weights  # a full tile: no scatter needed
+        else:
+            signed = np.zeros((hagen.ROWS, hagen.COLUMNS), weights.dtype)
+            signed[:n_rows, :n_columns] = weights
+    else:
+        signed = np.zeros((hagen.ROWS, hagen.COLUMNS), np.int16)
+        signed[np.ix_(tile.rows, tile.columns)] = weights
     physical = np.empty((2 * hagen.ROWS, hagen.COLUMNS), np.uint8)
-    physical[0::2] = np.maximum(signed, 0)
-    physical[1::2] = np.maximum(-signed, 0)
+    np.maximum(signed, 0, out=physical[0::2], casting="unsafe")
+    np.maximum(np.negative(signed, dtype=np.int16), 0, out=physical[1::2], casting="unsafe")
     return physical
+
+
+def _is_prefix(indices: np.ndarray, n: int) -> bool:
+    """Whether ``indices`` is ``arange(n)`` (the common case of a partitioned matmul)."""
+    indices = np.asarray(indices)
+    return indices.shape == (n,) and (n == 0 or (int(indices[0]) == 0 and int(indices[-1]) == n - 1 and bool((np.diff(indices) == 1).all())))
 
 
 class ChipState:
@@ -93,8 +112,63 @@ class BuiltProgram:
     capmem_changed: bool
 
 
-def build_program(state: ChipState, tiles: Sequence[Tile], cookie: int, base: ChipConfig | None = None) -> BuiltProgram:
-    """Instruction words running ``tiles`` (distinct synrams, equal keys) on the chip described by ``state``."""
+#: First address and size of each synram's weight plane (the synapse quads holding 6-bit weights).
+_PLANE_WORDS = 2 * hagen.ROWS * hagen.COLUMNS // 4
+
+
+@functools.lru_cache(maxsize=2)
+def _plane_start(synram: int) -> int:
+    addresses = SynapseMatrix.addresses(SynramOnDLS(synram))[:_PLANE_WORDS]
+    start = int(addresses[0])
+    if not np.array_equal(addresses, start + np.arange(_PLANE_WORDS)):  # pragma: no cover - register map invariant
+        raise AssertionError("the weight plane of a synram is expected at consecutive addresses")
+    return start
+
+
+#: Input words of one level, keyed by the identity of the input data (see :func:`input_words`).
+InputCache = dict
+
+
+def _input_key(tile: Tile) -> tuple[object, ...]:
+    x = tile.inputs
+    interface = x.__array_interface__
+    return (tile.synram, interface["data"][0], x.shape, x.strides, x.dtype.str, tile.rows.tobytes())
+
+
+def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.ndarray:
+    """The hagen input words (without END) of ``tiles`` (distinct synrams, equal keys).
+
+    With a ``cache`` (a dict that must live no longer than the tiles' input arrays, e.g. one executor
+    level), tiles reading the same input data (all column tiles of a row block) reuse the words.
+    """
+    batch, num_sends, wait = tiles[0].key()
+    key = None
+    if cache is not None:
+        key = (num_sends, wait, *sorted(_input_key(t) for t in tiles))
+        words = cache.get(key)
+        if words is not None:
+            return words
+    inputs = {}
+    for tile in tiles:
+        if _is_prefix(tile.rows, hagen.ROWS):
+            x = tile.inputs
+        else:
+            x = np.zeros((batch, hagen.ROWS), np.int64)
+            x[:, tile.rows] = tile.inputs
+        inputs[tile.synram] = x
+    words = hagen.hagen_input_words(inputs, num_sends=num_sends, wait_between_events=wait)
+    if cache is not None:
+        cache[key] = words
+    return words
+
+
+def build_program(
+    state: ChipState, tiles: Sequence[Tile], cookie: int, base: ChipConfig | None = None, cache: InputCache | None = None
+) -> BuiltProgram:
+    """Instruction words running ``tiles`` (distinct synrams, equal keys) on the chip described by ``state``.
+
+    ``cache``: optional input-word cache shared by the programs of one level (see :func:`input_words`).
+    """
     synrams = tuple(sorted(t.synram for t in tiles))
     if len(set(synrams)) != len(synrams):
         raise UnsupportedGraphError(f"tiles of one program must use distinct synrams, got {synrams}")
@@ -106,30 +180,30 @@ def build_program(state: ChipState, tiles: Sequence[Tile], cookie: int, base: Ch
         raise UnsupportedGraphError(
             f"wait_between_events = {wait} cycles is not supported by the hagen program (range [0, {wire.MAX_SPIKE_DELAY}])"
         )
-    base = base if base is not None else hagen_base_config()
-    previous = state.planned
-    config = (previous if previous is not None else base).copy()
-    for tile in tiles:
-        config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
     parts: list[np.ndarray] = []
+    previous = state.planned
     if previous is None:
         # unknown chip state: reset it and write everything that differs from the reset values
+        config = (base if base is not None else hagen_base_config()).copy()
+        for tile in tiles:
+            config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
+        addresses, data = config.encode_diff(ChipConfig())
+        capmem = _CAPMEM_BLOCK
+        capmem_changed = bool(np.any((addresses >= capmem.base) & (addresses <= capmem.last_address)))
         parts.append(_CHIP_RESET)
-        reference = ChipConfig()
+        parts.append(encode_register_writes(addresses, data))
     else:
-        reference = previous
-    capmem_changed = config.changes_capmem(reference)
-    config_words = config.to_words(reference)
-    parts.append(config_words)
+        # the chip holds ``previous``: only the weight planes of the tiles' synrams can change
+        config = previous  # owned by the state; updated in place
+        capmem_changed = False
+        for tile in tiles:
+            parts.append(_weight_plane_words(config, tile))
+    config_words = int(sum(p.size for p in parts)) - (1 if previous is None else 0)
     if capmem_changed:
         parts.append(wire.encode_timer_reset())
         parts.append(wire.encode_wait_until([hagen.CAPMEM_SETTLE_CYCLES]))
-    inputs = {}
-    for tile in tiles:
-        x = np.zeros((batch, hagen.ROWS), np.int64)
-        x[:, tile.rows] = tile.inputs
-        inputs[tile.synram] = x
-    parts.append(hagen.hagen_input_words(inputs, num_sends=num_sends, wait_between_events=wait, end_cookie=cookie))
+    parts.append(input_words(tiles, cache))
+    parts.append(wire.encode_end(cookie))
     state.planned = config
     return BuiltProgram(
         words=np.concatenate(parts),
@@ -137,13 +211,37 @@ def build_program(state: ChipState, tiles: Sequence[Tile], cookie: int, base: Ch
         synrams=synrams,
         batch=batch,
         cookie=cookie,
-        config_words=int(config_words.size),
+        config_words=config_words,
         capmem_changed=capmem_changed,
     )
 
 
+def _weight_plane_words(config: ChipConfig, tile: Tile) -> np.ndarray:
+    """Update ``config`` with the tile's weights and return the words writing what changed.
+
+    Only the weight plane is compared (the rest of the configuration is untouched). When more than half
+    of the plane changed, it is written as one block, which is shorter than the runs of the diff.
+    """
+    start = _plane_start(tile.synram)
+    before = config.image[start : start + _PLANE_WORDS].copy()
+    config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
+    after = config.image[start : start + _PLANE_WORDS]
+    changed = np.flatnonzero(before != after)
+    if changed.size == 0:
+        return np.empty(0, np.uint64)
+    if 2 * changed.size > _PLANE_WORDS:
+        return wire.encode_write_block(start, after)
+    return encode_register_writes(start + changed, after[changed])
+
+
+_BLOCK_DATA = np.uint8(wire.ResponseType.BLOCK_DATA)
+
+
 def decode_program(program: BuiltProgram, responses: np.ndarray) -> dict[int, np.ndarray]:
     """Per tile output descriptor: the (batch, n_columns) int8 results of ``program``'s responses."""
+    results = _decode_fast(program, responses)
+    if results is not None:
+        return results
     ends = responses[-1:] if responses.size else responses
     if ends.size == 0 or int(ends[0]) != int(wire.encode_end_response(program.cookie)[0]):
         decoded = wire.decode_responses(responses)
@@ -154,9 +252,40 @@ def decode_program(program: BuiltProgram, responses: np.ndarray) -> dict[int, np
             f"end-of-program marker {program.cookie} missing (got {decoded.end_cookies.tolist()}); responses incomplete"
         )
     per_synram = hagen.decode_hagen_responses(responses, program.synrams, program.batch)
-    results: dict[int, np.ndarray] = {}
+    results = {}
     for tile in program.tiles:
         y = per_synram[tile.synram][:, tile.columns].astype(np.int8)
+        for descriptor in tile.output_descriptors:
+            results[descriptor] = y
+    return results
+
+
+def _decode_fast(program: BuiltProgram, responses: np.ndarray) -> dict[int, np.ndarray] | None:
+    """The common case: exactly one BLOCK_DATA answer of 64 words per vector and synram, then the END
+    echo. ``y = sample - 128`` in int8 is the sample with its top bit flipped. None if the responses
+    look different (the general decoder then reports what is wrong)."""
+    n_syn = len(program.synrams)
+    per_vector = 33 * n_syn
+    expected = program.batch * per_vector + 1
+    if responses.ndim != 1 or responses.size != expected or responses.dtype != np.uint64 or program.batch == 0:
+        return None
+    if int(responses[-1]) != int(wire.encode_end_response(program.cookie)[0]):
+        return None
+    body = responses[:-1].reshape(program.batch, n_syn, 33)
+    kinds = np.ascontiguousarray(body[:, :, 0]).view(np.uint8)[..., 7::8] if body.dtype.byteorder != ">" else None
+    if kinds is None or not bool((kinds == _BLOCK_DATA).all()):
+        return None
+    samples = body[:, :, 1:].view(np.uint8).reshape(program.batch, n_syn, 256)
+    results: dict[int, np.ndarray] = {}
+    for tile in program.tiles:
+        k = program.synrams.index(tile.synram)
+        if _is_prefix(tile.columns, hagen.COLUMNS):
+            raw = samples[:, k]
+        elif _is_prefix(tile.columns, tile.columns.size):
+            raw = samples[:, k, : tile.columns.size]
+        else:
+            raw = samples[:, k][:, tile.columns]
+        y = np.bitwise_xor(raw, np.uint8(0x80)).view(np.int8)
         for descriptor in tile.output_descriptors:
             results[descriptor] = y
     return results
