@@ -156,55 +156,52 @@ def hagen_input_words(
             raise HalValueError(f"inputs[{h}] must be an integer array of shape (batch, {ROWS}), got shape {x.shape} dtype {x.dtype}")
         if x.size and (x.min() < 0 or x.max() > MAX_ACTIVATION):
             raise HalValueError(f"inputs[{h}] out of range [0, {MAX_ACTIVATION}]: {x.min()}..{x.max()}")
-        arrays.append(x.astype(np.int64, copy=False))
+        arrays.append(x.astype(np.uint16))
     batch = arrays[0].shape[0]
     if any(a.shape[0] != batch for a in arrays):
         raise HalValueError(f"all synrams need the same batch size, got {[a.shape[0] for a in arrays]}")
     n_syn = len(synrams)
     rows = np.arange(ROWS)
     # labels (batch, row, synram) in send order: both synrams' events of a row next to each other
-    base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1)  # (128, S)
-    x = np.stack(arrays, axis=2)  # (B, 128, S)
+    base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1).astype(np.uint16)
+    x = np.stack(arrays, axis=2)  # (B, 128, S) uint16
     valid = x > 0
     per_send = valid.sum(axis=(1, 2))
     labels_one = (base[None] | x)[valid]  # grouped by vector, row-major
     counts = per_send * num_sends
     if num_sends > 1:
         start = np.cumsum(per_send) - per_send
-        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        labels = labels_one[np.repeat(start, counts) + within % np.repeat(np.maximum(per_send, 1), counts)]
+        within_vector = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        labels = labels_one[np.repeat(start, counts) + within_vector % np.repeat(np.maximum(per_send, 1), counts)]
     else:
         labels = labels_one
+    n_labels = labels.size
     # packs of up to 3 labels; a pack never holds two labels for the same PADI bus (the bus would lose
     # one of two events that close together), so a label whose bus equals one of the two before it opens
     # a new pack. Row-major order keeps dense inputs at 3 labels per pack.
-    bus = ((labels >> 13) & 1) * 4 + ((labels >> 11) & 3)
-    first = np.zeros(labels.size, dtype=bool)
-    first[np.cumsum(counts)[counts > 0] - counts[counts > 0]] = True
-    opens = first.copy()
+    bus = (labels >> np.uint16(11)) & np.uint16(7)  # hemisphere * 4 + bus
+    vector_start = (np.cumsum(counts) - counts)[counts > 0]
+    opens = np.zeros(n_labels, dtype=bool)
+    opens[vector_start] = True
+    first = opens.copy()
     opens[1:] |= bus[1:] == bus[:-1]
     opens[2:] |= (bus[2:] == bus[:-2]) & ~first[1:-1]
-    segment = np.cumsum(opens) - 1
     seg_start = np.flatnonzero(opens)
-    seg_len = np.diff(np.append(seg_start, labels.size))
-    seg_packs = -(-seg_len // 3)
-    position = np.arange(labels.size) - seg_start[segment]
-    pack_index = (np.cumsum(seg_packs) - seg_packs)[segment] + position // 3
+    seg_len = np.diff(np.append(seg_start, n_labels))
+    seg_packs = (seg_len + 2) // 3
+    pack_offset = np.cumsum(seg_packs) - seg_packs
     total_packs = int(seg_packs.sum())
-    within = position
-    vector_of_label = np.repeat(np.arange(batch), counts)
-    packs = np.bincount(vector_of_label[seg_start], weights=seg_packs, minlength=batch).astype(np.int64) if labels.size else np.zeros(batch, np.int64)
-    slots = np.zeros((total_packs, 3), dtype=_U64)
-    slots[pack_index, within % 3] = labels.astype(_U64)
-    pack_count = np.bincount(pack_index, minlength=total_packs).astype(_U64)
-    spikes = (
-        (_U64(Opcode.SPIKES) << _U64(56))
-        | (_U64(wait_between_events) << _U64(50))
-        | (pack_count << _U64(48))
-        | (slots[:, 0] << _U64(32))
-        | (slots[:, 1] << _U64(16))
-        | slots[:, 2]
-    )
+    # the labels of a segment fill its packs in order: slot index = label index + (3 * first pack - first label)
+    lanes = np.zeros((total_packs, 4), dtype=np.uint16)  # little-endian 16-bit lanes of the SPIKES words
+    slots = np.zeros(total_packs * 3, dtype=np.uint16)
+    slots[np.arange(n_labels) + np.repeat(3 * pack_offset - seg_start, seg_len)] = labels
+    lanes[:, 2::-1] = slots.reshape(total_packs, 3)  # label 0 in bits 47..32, label 2 in bits 15..0
+    pack_count = np.full(total_packs, 3, dtype=np.uint16)
+    pack_count[pack_offset + seg_packs - 1] = seg_len - 3 * (seg_packs - 1)
+    lanes[:, 3] = np.uint16(Opcode.SPIKES << 8) | np.uint16(wait_between_events << 2) | pack_count
+    spikes = lanes.view("<u8").reshape(-1).astype(_U64, copy=False)
+    vector_of_segment = np.searchsorted(np.cumsum(counts), seg_start, side="right")
+    packs = np.bincount(vector_of_segment, weights=seg_packs, minlength=batch).astype(np.int64) if n_labels else np.zeros(batch, np.int64)
     # per vector: TIMER_RESET, neuron reset, packs, WAIT_UNTIL, READ_BLOCK per synram
     length = packs + 3 + n_syn
     offset = np.cumsum(length) - length
@@ -212,8 +209,7 @@ def hagen_input_words(
     out[offset] = wire.encode_timer_reset()[0]
     quadrants = sum(3 << (2 * h) for h in synrams)
     out[offset + 1] = wire.encode_write([_B["neuron_reset"].base], [quadrants])[0]
-    vector_of_pack = np.repeat(np.arange(batch), packs)
-    out[offset[vector_of_pack] + 2 + (np.arange(total_packs) - (np.cumsum(packs) - packs)[vector_of_pack])] = spikes
+    out[np.arange(total_packs) + np.repeat(offset + 2 - (np.cumsum(packs) - packs), packs)] = spikes
     wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + packs * (_ISSUE_CYCLES + int(wait_between_events)) + int(settle_cycles)
     out[offset + 2 + packs] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
     for k, h in enumerate(synrams):
