@@ -157,6 +157,61 @@ ZEROMOCK_SECONDS_PER_WORD = 8e-9
 
 def zero_responses(words: np.ndarray) -> np.ndarray:
     """Responses of a chip whose every register reads zero: one per read, blocks of zeros, END echoes."""
+    words = np.asarray(words)
+    if words.ndim == 1 and words.dtype == np.uint64:
+        return _zero_responses_of_answering(words)
+    return _zero_responses_general(words)
+
+
+def _zero_responses_of_answering(words: np.ndarray) -> np.ndarray:
+    """:func:`zero_responses` looking only at the instructions that answer (READ, READ_BLOCK, END): block
+    data words are found with :func:`wire.block_payload_mask`, nothing else of the stream is decoded."""
+    opcodes = wire.opcodes_of(words)
+    answering = (opcodes == wire.Opcode.READ) | (opcodes == wire.Opcode.READ_BLOCK) | (opcodes == wire.Opcode.END)
+    index = np.flatnonzero(answering)
+    candidates = np.flatnonzero(opcodes == wire.Opcode.WRITE_BLOCK)
+    if candidates.size:
+        index = index[~_inside_blocks(words, candidates, index)]
+    kinds = opcodes[index]
+    payload = words[index] & np.uint64(0x00FF_FFFF_FFFF_FFFF)
+    reads = kinds == wire.Opcode.READ
+    blocks = kinds == wire.Opcode.READ_BLOCK
+    counts = np.where(blocks, (payload & np.uint64(0xFFFF)).astype(np.int64), 0)
+    sizes = 1 + (counts + 1) // 2
+    offsets = np.cumsum(sizes) - sizes
+    out = np.zeros(int(sizes.sum()), np.uint64)
+    response_kind = np.where(reads, np.uint64(wire.ResponseType.READ_DATA), np.uint64(wire.ResponseType.END))
+    response_kind[blocks] = np.uint64(wire.ResponseType.BLOCK_DATA)
+    body = np.where(blocks, payload & np.uint64(0x00FF_FFFF_0000_FFFF), payload & np.uint64(0xFFFF_FFFF))
+    body[reads] = payload[reads] & np.uint64(0x00FF_FFFF_0000_0000)
+    out[offsets] = (response_kind << np.uint64(56)) | body
+    return out
+
+
+def _inside_blocks(words: np.ndarray, candidates: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Which of the (sorted) word positions ``index`` are data words of a WRITE_BLOCK.
+
+    The real headers among the ``candidates`` are found like :func:`wire.block_payload_mask` does (a
+    candidate inside the data of an earlier real header is data itself); membership is then a binary
+    search per position instead of a mask over the whole stream.
+    """
+    counts = (words[candidates] & np.uint64(0xFFFF)).astype(np.int64)
+    ends = candidates + 1 + (counts + 1) // 2
+    real = np.zeros(candidates.size, dtype=bool)
+    k = 0
+    while k < candidates.size:
+        bad = np.flatnonzero(candidates[k + 1 :] < ends[k:-1])
+        stop = k + 1 + int(bad[0]) if bad.size else candidates.size
+        real[k:stop] = True
+        k = int(np.searchsorted(candidates, ends[stop - 1], side="left"))
+    headers, ends = candidates[real], ends[real]
+    block = np.searchsorted(headers, index, side="left") - 1  # the last header before each position
+    inside = block >= 0
+    inside[inside] = index[inside] < ends[block[inside]]
+    return inside
+
+
+def _zero_responses_general(words: np.ndarray) -> np.ndarray:
     stream = wire.decode_instructions(words)
     opcode = stream.opcode
     reads = opcode == wire.Opcode.READ
