@@ -299,14 +299,17 @@ class AnalogCore:
             # hot path of hagen programs: everything per SPIKES word, one table lookup per label
             drivers3 = np.take(tables.fpga_hagen, run.spike_labels)
             slot_ok = np.arange(3)[None, :] < run.spike_counts[:, None]
-            if not ((drivers3 == tables.NOT_HAGEN) & slot_ok).any():
+            # unused slots hold label 0 (anything else is rejected as malformed): activation 0
+            if drivers3.max() < tables.NOT_HAGEN or not ((drivers3 == tables.NOT_HAGEN) & slot_ok).any():
                 self._hot = (drivers3, slot_ok)
                 samples = self._hagen_run(run, None, params, memory)
                 self._hot = None
-                recorded = tables.fpga_recorded[run.spike_labels] & slot_ok
-                rec = np.flatnonzero(recorded.ravel())
-                rec_labels = run.spike_labels.ravel()[rec].astype(np.int64)
-                rec_times = run.spike_time[rec // 3] + (rec % 3) / 3.0
+                rec_labels, rec_times = np.zeros(0, np.int64), np.zeros(0)
+                if tables.any_fpga_recorded:
+                    recorded = tables.fpga_recorded[run.spike_labels] & slot_ok
+                    rec = np.flatnonzero(recorded.ravel())
+                    rec_labels = run.spike_labels.ravel()[rec].astype(np.int64)
+                    rec_times = run.spike_time[rec // 3] + (rec % 3) / 3.0
                 return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
         extra = self._background_events(bg_words, run.t_begin, run.t_end) if background_on else None
         events, rec_labels, rec_times, output_times = self._route(run, tables, counters_on, extra)
@@ -544,8 +547,7 @@ class AnalogCore:
         last = int(max(run.spike_instr[-1], b_instr[-1])) if b_instr.size else int(run.spike_instr[-1])
         before = np.cumsum(np.bincount(b_instr - first, minlength=last - first + 1))
         seg = before[run.spike_instr - first] - 0
-        activation = (run.spike_labels & np.uint16(31)).astype(np.float64)
-        activation *= slot_ok
+        activation = (run.spike_labels & np.uint16(31)).astype(np.float64)  # unused slots: label 0
         if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok):
             flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
             word = flat // 3
@@ -574,9 +576,9 @@ class AnalogCore:
         """Cheap test whether any two events could share a PADI bus closer than ``padi_dead_cycles``."""
         if run.spike_time.size > 1 and np.diff(run.spike_time).min() < self.config.padi_dead_cycles:
             return True
-        bus = (drivers3 >> 7) * 4 + (drivers3 & 3)
-        ok = slot_ok & (drivers3 < 256)
-        same = ((bus[:, 0] == bus[:, 1]) & ok[:, 0] & ok[:, 1]) | ((bus[:, 0] == bus[:, 2]) & ok[:, 0] & ok[:, 2]) | ((bus[:, 1] == bus[:, 2]) & ok[:, 1] & ok[:, 2])
+        # unused slots and labels that reach no driver get distinct dummy buses 8, 9, 10
+        bus = np.where(slot_ok & (drivers3 < 256), (drivers3 >> 7) * 4 + (drivers3 & 3), np.arange(8, 11, dtype=drivers3.dtype))
+        same = (bus[:, 0] == bus[:, 1]) | (bus[:, 0] == bus[:, 2]) | (bus[:, 1] == bus[:, 2])
         return bool(same.any())
 
     def _padi_keep(self, events: _Events) -> np.ndarray:

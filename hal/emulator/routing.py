@@ -85,6 +85,7 @@ class RoutingTables:
             n_targets += c
         self.fpga_driver = np.where(n_targets > 1, MANY_TARGETS, np.where(n_targets == 1, single, NO_TARGET)).astype(np.int16)
         self.fpga_recorded = (fpga_masks >> np.uint16(8)) != 0
+        self.any_fpga_recorded = bool(self.fpga_recorded.any())
         self.any_multiple = bool((n_targets > 1).any())
         # hot-path table: the single hagen driver of a label (256 when it reaches none)
         hagen_target = np.where(single >= 0, hagen_driver[np.maximum(single, 0)], False)
