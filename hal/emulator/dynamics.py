@@ -547,14 +547,14 @@ class AnalogCore:
         last = int(max(run.spike_instr[-1], b_instr[-1])) if b_instr.size else int(run.spike_instr[-1])
         before = np.cumsum(np.bincount(b_instr - first, minlength=last - first + 1))
         seg = before[run.spike_instr - first] - 0
-        activation = (run.spike_labels & np.uint16(31)).astype(np.float64)  # unused slots: label 0
+        activation = (run.spike_labels & np.uint16(31)).astype(np.float32)  # unused slots: label 0
         if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok):
             flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
             word = flat // 3
             events = _Events(run.spike_instr[word], run.spike_time[word] + (flat % 3) / 3.0, drivers3.ravel()[flat].astype(np.int64), run.spike_labels.ravel()[flat])
             activation.ravel()[flat] *= self._padi_keep(events)
         if self.parasitic_rate > 0:
-            activation *= np.exp(-(seg_end_time[seg] - run.spike_time) * self.parasitic_rate)[:, None]
+            activation *= np.exp(-(seg_end_time[seg] - run.spike_time) * self.parasitic_rate).astype(np.float32)[:, None]
         if seg.size > 1 and np.any(seg[1:] < seg[:-1]):
             order = np.argsort(seg, kind="stable")
             seg, activation, drivers3 = seg[order], activation[order], drivers3[order]
@@ -564,12 +564,12 @@ class AnalogCore:
         ne_seg = seg[new]
         compressed = np.cumsum(new) - 1
         n_ne = ne_seg.size
-        index = (compressed * 257)[:, None] + drivers3
-        effective = np.bincount(index.ravel(), weights=activation.ravel(), minlength=n_ne * 257).reshape(n_ne, 257)
+        # effective activation per (segment, driver); column 256 collects labels that reach no driver
+        effective = np.zeros((n_ne, 257), np.float32)
+        np.add.at(effective.reshape(-1), ((compressed * 257)[:, None] + drivers3).reshape(-1), activation.reshape(-1))
         rows = []
         for h in (0, 1):  # one matmul per synram
-            e = effective[:, 128 * h : 128 * (h + 1)]
-            rows.append(np.ascontiguousarray(e, dtype=np.float32) @ weights[h])
+            rows.append(effective[:, 128 * h : 128 * (h + 1)] @ weights[h])
         return rows, ne_seg
 
     def _padi_collisions(self, run: DynamicsInput, drivers3: np.ndarray, slot_ok: np.ndarray) -> bool:
