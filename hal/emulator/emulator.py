@@ -146,7 +146,7 @@ class Emulator:
         cycles = end_time - t0
         n_in, n_out = int(stream.words.size), int(responses.size)
         self.last_timing = Timing(
-            chip_s=cycles * wire.CYCLE_SECONDS,
+            chip_s=float(cycles * wire.CYCLE_SECONDS),
             host_link_s=max(n_in, n_out) * 64 / self.config.host_link_bits_per_s,
             chip_io_s=(n_in + n_out) * 64 / self.config.chip_io_bits_per_s,
             instruction_words=n_in,
