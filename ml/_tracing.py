@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import torch
 
 from . import _hardware
 
@@ -258,11 +259,7 @@ def inference_trace(input: Any, path: str | os.PathLike[str]) -> Any:
     :returns: the output of the last traced op, a torch tensor if ``input`` is one, else a numpy array.
     """
     trace = load_trace(path)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency of bss2.ml
-        torch = None  # type: ignore[assignment]
-    if torch is not None and isinstance(input, torch.Tensor):
+    if isinstance(input, torch.Tensor):
         out = replay(trace, input.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(np.ascontiguousarray(out)).to(input.device)
     return replay(trace, np.asarray(input))
