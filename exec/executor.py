@@ -227,8 +227,9 @@ class JITExecutor:
                     failure = error
             info.add(record)
 
+        programs = pair_tiles(tiles, self.n_chips)
         try:
-            for chip, group in pair_tiles(tiles, self.n_chips):
+            for chip, group in programs:
                 while len(pending[chip]) >= _IN_FLIGHT:
                     collect(chip)
                 if failure is not None:
@@ -241,7 +242,15 @@ class JITExecutor:
                     self._states[chip].invalidate()
                     raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
                 record.config_words = program.config_words
-                future = self._workers[chip].submit(self._execute, chip, program, record, sums)
+                if len(programs) == 1:
+                    # nothing to overlap with: run it here and save the hand-over to the worker thread
+                    future = Future()
+                    try:
+                        future.set_result(self._execute(chip, program, record, sums))
+                    except BaseException as error:  # noqa: BLE001 - collected like a worker's failure
+                        future.set_exception(error)
+                else:
+                    future = self._workers[chip].submit(self._execute, chip, program, record, sums)
                 pending[chip].append((future, chip, record))
         finally:
             # collect every submitted program even if building a later one failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -45,6 +46,7 @@ class ExecutionInfo:
     config_words: int = 0
     records: list[InstanceRecord] = attrs.field(factory=list)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
+    _per_chip: dict[int | None, float] = attrs.field(factory=dict, repr=False, eq=False)  # hardware time per chip
 
     def add(self, record: InstanceRecord) -> None:
         """Fold one instance's record into the totals (thread-safe)."""
@@ -56,17 +58,14 @@ class ExecutionInfo:
             self.words_sent += record.words_sent
             self.words_received += record.words_received
             self.config_words += record.config_words
-            per_chip: dict[int | None, float] = {}
-            for r in self.records:
-                per_chip[r.chip] = per_chip.get(r.chip, 0.0) + r.hardware_time
+            per_chip = self._per_chip
+            per_chip[record.chip] = per_chip.get(record.chip, 0.0) + record.hardware_time
             self.hardware_time_critical = max(per_chip.values(), default=0.0)
 
 
 @contextmanager
 def timed(record: InstanceRecord, stage: str) -> Iterator[None]:
     """Add the wall time of the block to ``record.stages[stage]``."""
-    import time
-
     start = time.perf_counter()
     try:
         yield

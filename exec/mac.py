@@ -73,10 +73,16 @@ def physical_weights(tile: Tile) -> np.ndarray:
     else:
         signed = np.zeros((hagen.ROWS, hagen.COLUMNS), np.int16)
         signed[np.ix_(tile.rows, tile.columns)] = weights
-    physical = np.empty((2 * hagen.ROWS, hagen.COLUMNS), np.uint8)
-    np.maximum(signed, 0, out=physical[0::2], casting="unsafe")
-    np.maximum(np.negative(signed, dtype=np.int16), 0, out=physical[1::2], casting="unsafe")
-    return physical
+    physical = np.empty((hagen.ROWS, 2, hagen.COLUMNS), np.uint8)
+    if signed.dtype == np.int8:  # |W| <= 63: int8 arithmetic cannot overflow
+        excitatory, inhibitory = physical[:, 0].view(np.int8), physical[:, 1].view(np.int8)
+        np.maximum(signed, 0, out=excitatory)
+        np.negative(signed, out=inhibitory)
+        np.maximum(inhibitory, 0, out=inhibitory)
+    else:
+        np.maximum(signed, 0, out=physical[:, 0], casting="unsafe")
+        np.maximum(np.negative(signed, dtype=np.int16), 0, out=physical[:, 1], casting="unsafe")
+    return physical.reshape(2 * hagen.ROWS, hagen.COLUMNS)
 
 
 def _is_prefix(indices: np.ndarray, n: int) -> bool:
@@ -89,11 +95,30 @@ class ChipState:
     """What the executor believes a chip holds: the configuration after the last program built for it.
 
     ``planned`` runs ahead of the chip while programs are queued; a failed program makes the state
-    unknown, so the next program starts with a chip reset and a full write.
+    unknown, so the next program starts with a chip reset and a full write. Hagen programs keep the
+    newest weight planes aside (``planned`` folds them into the configuration when read), so a tile
+    costs one comparison of its plane, not a configuration copy and diff. A configuration set from
+    elsewhere (for example a spiking program) makes the next hagen program diff the whole configuration.
     """
 
     def __init__(self) -> None:
-        self.planned: ChipConfig | None = None
+        self._config: ChipConfig | None = None
+        self._hagen = False  # _config is hagen_base_config() with weights (only weight planes can differ)
+        self._planes: dict[int, np.ndarray] = {}  # synram -> physical weights newer than _config's plane
+
+    @property
+    def planned(self) -> ChipConfig | None:
+        if self._planes and self._config is not None:
+            for synram, physical in self._planes.items():
+                self._config.set_synapse_weights(SynramOnDLS(synram), physical)
+        self._planes = {}
+        return self._config
+
+    @planned.setter
+    def planned(self, config: ChipConfig | None) -> None:
+        self._config = config
+        self._planes = {}
+        self._hagen = False
 
     def invalidate(self) -> None:
         self.planned = None
@@ -124,6 +149,8 @@ def _plane_start(synram: int) -> int:
         raise AssertionError("the weight plane of a synram is expected at consecutive addresses")
     return start
 
+
+_PLANE_HEADERS = {h: wire.encode_write_block(_plane_start(h), np.zeros(_PLANE_WORDS, np.uint32))[0] for h in (0, 1)}
 
 #: Input words of one level, keyed by the identity of the input data (see :func:`input_words`).
 InputCache = dict
@@ -181,30 +208,33 @@ def build_program(
             f"wait_between_events = {wait} cycles is not supported by the hagen program (range [0, {wire.MAX_SPIKE_DELAY}])"
         )
     parts: list[np.ndarray] = []
-    previous = state.planned
-    if previous is None:
-        # unknown chip state: reset it and write everything that differs from the reset values
+    fresh = state._config is None
+    if fresh or not state._hagen:
+        # unknown chip state: reset it and write everything that differs from the reset values; or a
+        # configuration that is not hagen mode: write everything that differs from it
+        reference = ChipConfig() if fresh else state.planned
         config = (base if base is not None else hagen_base_config()).copy()
         for tile in tiles:
             config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
-        addresses, data = config.encode_diff(ChipConfig())
+        addresses, data = config.encode_diff(reference)
         capmem = _CAPMEM_BLOCK
         capmem_changed = bool(np.any((addresses >= capmem.base) & (addresses <= capmem.last_address)))
-        parts.append(_CHIP_RESET)
+        if fresh:
+            parts.append(_CHIP_RESET)
         parts.append(encode_register_writes(addresses, data))
+        state.planned = config
+        state._hagen = True
     else:
-        # the chip holds ``previous``: only the weight planes of the tiles' synrams can change
-        config = previous  # owned by the state; updated in place
+        # the chip is in hagen mode: only the weight planes of the tiles' synrams can change
         capmem_changed = False
         for tile in tiles:
-            parts.append(_weight_plane_words(config, tile))
-    config_words = int(sum(p.size for p in parts)) - (1 if previous is None else 0)
+            parts.append(_weight_plane_words(state, tile))
+    config_words = int(sum(p.size for p in parts)) - (1 if fresh else 0)
     if capmem_changed:
         parts.append(wire.encode_timer_reset())
         parts.append(wire.encode_wait_until([hagen.CAPMEM_SETTLE_CYCLES]))
     parts.append(input_words(tiles, cache))
     parts.append(wire.encode_end(cookie))
-    state.planned = config
     return BuiltProgram(
         words=np.concatenate(parts),
         tiles=list(tiles),
@@ -216,22 +246,70 @@ def build_program(
     )
 
 
-def _weight_plane_words(config: ChipConfig, tile: Tile) -> np.ndarray:
-    """Update ``config`` with the tile's weights and return the words writing what changed.
+def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
+    """Record the tile's weights in ``state`` and return the words writing the quads that changed.
 
-    Only the weight plane is compared (the rest of the configuration is untouched). When more than half
-    of the plane changed, it is written as one block, which is shorter than the runs of the diff.
+    When more than half of the plane changed, it is written as one block, which is shorter than the runs
+    of the diff.
     """
-    start = _plane_start(tile.synram)
-    before = config.image[start : start + _PLANE_WORDS].copy()
-    config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
-    after = config.image[start : start + _PLANE_WORDS]
-    changed = np.flatnonzero(before != after)
+    assert state._config is not None
+    synram = tile.synram
+    start = _plane_start(synram)
+    plane = state._config.image[start : start + _PLANE_WORDS].view(np.uint8).reshape(2 * hagen.ROWS, hagen.COLUMNS)
+    old = state._planes.get(synram)
+    if old is None:
+        old = plane & np.uint8(0x3F)
+    physical = physical_weights(tile)
+    state._planes[synram] = physical
+    changed = np.flatnonzero(physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1))  # per quad
     if changed.size == 0:
         return np.empty(0, np.uint64)
+    words = ((plane & np.uint8(0xC0)) | physical).view("<u4").reshape(-1)  # labels and calibration kept
     if 2 * changed.size > _PLANE_WORDS:
-        return wire.encode_write_block(start, after)
-    return encode_register_writes(start + changed, after[changed])
+        # one WRITE_BLOCK of the whole plane: header, then two register words per data word
+        block = np.empty(1 + _PLANE_WORDS // 2, np.uint64)
+        block[0] = _PLANE_HEADERS[synram]
+        block[1:] = words.view("<u8")
+        return block
+    return encode_runs(start + changed, words[changed])
+
+
+def encode_runs(addresses: np.ndarray, data: np.ndarray, min_block: int = 3) -> np.ndarray:
+    """Words writing ``data`` to ascending, distinct ``addresses``: a WRITE_BLOCK per run of at least
+    ``min_block`` consecutive addresses (at most 65534 words), single WRITEs for the rest.
+
+    The same writes as :func:`bss2.hal.program.encode_register_writes` (blocks first, then singles), without
+    a Python step per run.
+    """
+    addresses = np.asarray(addresses, dtype=np.int64)
+    data = np.asarray(data, dtype=np.uint32)
+    if addresses.size == 0:
+        return np.empty(0, np.uint64)
+    starts = np.flatnonzero(np.diff(addresses, prepend=addresses[0] - 2) != 1)
+    lengths = np.diff(starts, append=addresses.size)
+    if lengths.max() > 65534:
+        return encode_register_writes(addresses, data, min_block)
+    block = lengths >= min_block
+    in_block = np.repeat(block, lengths)
+    singles = wire.encode_write(addresses[~in_block], data[~in_block]) if not in_block.all() else np.empty(0, np.uint64)
+    if not block.any():
+        return singles
+    lengths, starts = lengths[block], starts[block]
+    data_words = (lengths + 1) // 2
+    halves = np.zeros(2 * int(data_words.sum()), np.uint32)
+    first_half = 2 * (np.cumsum(data_words) - data_words)
+    halves[np.repeat(first_half - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))] = data[in_block]
+    out = np.empty(int(data_words.sum()) + lengths.size, np.uint64)
+    header_at = np.cumsum(data_words + 1) - (data_words + 1)
+    is_header = np.zeros(out.size, bool)
+    is_header[header_at] = True
+    out[header_at] = (
+        (np.uint64(wire.Opcode.WRITE_BLOCK) << np.uint64(56))
+        | (addresses[starts].astype(np.uint64) << np.uint64(32))
+        | lengths.astype(np.uint64)
+    )
+    out[~is_header] = halves.astype("<u4").view("<u8")
+    return np.concatenate((out, singles))
 
 
 _BLOCK_DATA = np.uint8(wire.ResponseType.BLOCK_DATA)

@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 
-def parse_args(description: str) -> argparse.Namespace:
-    """The common command line: ``--quick`` and ``--json PATH``."""
+def parse_args(description: str, extend: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The common command line: ``--quick`` and ``--json PATH`` (``extend`` may add a script's own options)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (CI smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    if extend is not None:
+        extend(parser)
     return parser.parse_args()
 
 
