@@ -86,3 +86,95 @@ def test_capmem_change_adds_the_settling_wait():
     executor.invalidate_cache()  # unknown chip state: reset + full configuration, CapMem included
     executor.run(graph, {x_in: np.ones((2, 10), int)})
     assert _has_settling_wait(connection.programs[-1])
+
+
+# ----------------------------------------------------------------------------- hot-path caches (exec.mac)
+
+
+def test_column_tiles_of_a_row_block_share_their_input_words(monkeypatch):
+    from bss2.exec import mac
+
+    calls = []
+    original = hagen.hagen_input_words
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mac.hagen, "hagen_input_words", counting)
+    rng = np.random.default_rng(2)
+    w = rng.integers(-63, 64, (256, 1024))  # 2 row blocks x 4 column blocks: 8 tiles, 4 programs
+    x = rng.integers(0, 32, (12, 256))
+    graph, x_in, y_out = matmul_graph(w)
+    executor = JITExecutor(EmulatorConnection(config=EmulatorConfig.ideal()))
+    out, _ = executor.run(graph, {x_in: x})
+    assert len(calls) == 2  # one encoding per row block, shared by its column tiles (both synrams)
+    assert np.array_equal(out[y_out], exact_matmul(x, w))
+    executor.close()
+
+
+def test_planned_configuration_includes_the_weights_kept_aside():
+    from bss2.exec.mac import ChipState, Tile, build_program, hagen_base_config, physical_weights
+    from bss2.hal import ChipConfig, SynramOnDLS
+
+    rng = np.random.default_rng(3)
+
+    def tile(synram):
+        return Tile(0, rng.integers(0, 32, (3, 128)), np.arange(128), np.arange(256), rng.integers(-63, 64, (128, 256)),
+                    1, 5, (synram,), synram=synram)
+
+    state = ChipState()
+    programs = []
+    for _ in range(3):
+        tiles = [tile(0), tile(1)]
+        programs.append(build_program(state, tiles, 1))
+    expected = hagen_base_config().copy()
+    for t in tiles:
+        expected.set_synapse_weights(SynramOnDLS(t.synram), physical_weights(t))
+    assert state.planned == expected
+    # the words of all programs leave the chip in exactly that configuration
+    applied = ChipConfig()
+    for program in programs:
+        applied = ChipConfig.from_program_writes(program.words, base=applied)
+    assert applied == expected
+    # a configuration set from elsewhere (e.g. a spiking program) makes the next hagen program diff everything
+    state.planned = ChipConfig()
+    last = tile(0)
+    program = build_program(state, [last], 2)
+    expected = hagen_base_config().copy()
+    expected.set_synapse_weights(SynramOnDLS(0), physical_weights(last))
+    assert program.capmem_changed and program.config_words > 8193
+    assert ChipConfig.from_program_writes(program.words, base=ChipConfig()) == expected == state.planned
+
+
+def test_run_encoding_writes_what_the_register_encoder_writes():
+    from bss2.exec.mac import encode_runs
+    from bss2.hal import ChipConfig
+    from bss2.hal.program import encode_register_writes
+
+    rng = np.random.default_rng(4)
+    for case in range(50):
+        n = int(rng.integers(1, 2000))
+        steps = rng.integers(1, 3 if case % 2 else 40, n)
+        addresses = 0x10000 + np.cumsum(steps) - steps[0]
+        addresses = addresses[addresses < 0x10000 + 32768]
+        data = rng.integers(0, 2**32, addresses.size, dtype=np.uint64).astype(np.uint32)
+        ours, reference = encode_runs(addresses, data), encode_register_writes(addresses, data)
+        assert ours.size == reference.size
+        assert ChipConfig.from_program_writes(ours) == ChipConfig.from_program_writes(reference)
+
+
+def test_partial_tiles_after_full_tiles_rewrite_only_what_changed():
+    connection = Recording(config=EmulatorConfig.ideal())
+    executor = JITExecutor(connection)
+    rng = np.random.default_rng(5)
+    for shape in ((128, 256), (100, 130), (128, 256), (7, 3), (7, 3)):
+        w = rng.integers(-63, 64, shape)
+        x = rng.integers(0, 32, (5, shape[0]))
+        graph, x_in, y_out = matmul_graph(w)
+        out, info = executor.run(graph, {x_in: x})
+        assert np.array_equal(out[y_out], exact_matmul(x, w))
+    assert info.config_words > 0  # new random weights
+    out, info = executor.run(graph, {x_in: x})
+    assert info.config_words == 0
+    executor.close()
