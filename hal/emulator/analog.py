@@ -231,7 +231,13 @@ def saturate(swing: np.ndarray, knee: np.ndarray, span: float) -> np.ndarray:
     lowest_knee = knee[finite].min()
     if swing.size == 0 or (swing.max() <= lowest_knee and -swing.min() <= lowest_knee):
         return swing
-    magnitude = np.abs(swing)
-    excess = np.maximum(magnitude - knee, 0.0, dtype=swing.dtype)
-    swing -= np.copysign(excess * excess / (span + excess), swing).astype(swing.dtype, copy=False)
+    if not swing.flags.c_contiguous:
+        swing = np.ascontiguousarray(swing)
+    # only the (few) samples beyond the lowest knee need the bend
+    beyond = np.flatnonzero((np.abs(swing) > lowest_knee).reshape(-1))
+    flat = swing.reshape(-1)
+    values = flat[beyond]
+    column_knee = np.broadcast_to(knee, swing.shape).reshape(-1)[beyond]
+    excess = np.maximum(np.abs(values) - column_knee, 0.0)
+    flat[beyond] = values - np.copysign(excess * excess / (span + excess), values)
     return swing

@@ -143,6 +143,9 @@ class Emulator:
         self.time = end_time
         self.core.settle_to(end_time)
         responses = results.assemble(starts[:-1])
+        if _log.isEnabledFor(logging.DEBUG):
+            n_errors = int(np.count_nonzero(program.error))
+            _log.debug("executed %d words (%d runs, %d errors) in %.0f chip cycles", stream.words.size, len(program.runs()), n_errors, end_time - t0)
         cycles = end_time - t0
         n_in, n_out = int(stream.words.size), int(responses.size)
         self.last_timing = Timing(
