@@ -91,22 +91,29 @@ def measure_mock_parameter(repetitions: int = 20, levels: tuple[int, ...] = (4, 
 # itself on a CPU (~5 ns vs ~1 ns per output entry at N = 1024). Each block of a call reads a contiguous window at a
 # random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The marginal
 # distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
-_BLOCK_BYTES = 4 << 20  # tile results per batch block: stays in the cache through mul, noise, floor, clamp, sum
+_BLOCK_BYTES = 2 << 20  # tile results per batch block: stays in the cache through noise, floor, clamp, sum
 _FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
 _POOL_SIZE = 1 << 22
 _POOL_REFRESH = 1 << 18
-_noise_pools: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+_noise_pools: dict[tuple[torch.device, torch.dtype, float], torch.Tensor] = {}
 
 
-def _pooled_noise(count: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    key = (device, dtype)
+def _noise_pool(device: torch.device, dtype: torch.dtype, std: float) -> torch.Tensor:
+    """The pool of N(0, std**2) samples (pre-scaled, so adding them is a plain add), a random stretch redrawn."""
+    key = (device, dtype, std)
     pool = _noise_pools.get(key)
     if pool is None:
-        pool = _noise_pools[key] = torch.randn(_POOL_SIZE, device=device, dtype=dtype)
+        if len(_noise_pools) >= 2:  # keep the pools of the two most recent noise levels
+            del _noise_pools[next(iter(_noise_pools))]
+        pool = _noise_pools[key] = torch.empty(_POOL_SIZE, device=device, dtype=dtype).normal_(0.0, std)
     else:
         start = int(torch.randint(0, _POOL_SIZE - _POOL_REFRESH + 1, ()))
-        pool[start:start + _POOL_REFRESH].normal_()
-    offset = int(torch.randint(0, (_POOL_SIZE - count) // 64 + 1, ())) * 64  # aligned: vectorised adds
+        pool[start:start + _POOL_REFRESH].normal_(0.0, std)
+    return pool
+
+
+def _pool_window(pool: torch.Tensor, count: int) -> torch.Tensor:
+    offset = int(torch.randint(0, (pool.numel() - count) // 64 + 1, ())) * 64  # aligned: vectorised adds
     return pool[offset:offset + count]
 
 
@@ -134,21 +141,30 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
     if batch == 0 or columns == 0:
         return out
+    # With noise, the scale goes into the weights (one pass over N x M instead of one over tiles x batch x M); the
+    # products are then no longer exact integers, which the noise makes irrelevant. Without noise the integer
+    # products are scaled afterwards, so the result equals the ideal arithmetic except at exact multiples.
+    fold_scale = noise_std > 0
+    if fold_scale:
+        weight = weight * scale
     if tiles == 1:
         x_tiles, weight_tiles = x.unsqueeze(0), weight.unsqueeze(0)
     else:
         x_tiles = x.view(batch, tiles, tile).transpose(0, 1)  # (tiles, batch, 128)
         weight_tiles = weight.view(tiles, tile, columns)
-    pooled = noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
     block = max(1, min(batch, _BLOCK_BYTES // (x.element_size() * tiles * columns)))
+    pooled = (noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
+              and tiles * block * columns <= _POOL_SIZE)
+    pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
     for start in range(0, batch, block):
         stop = min(batch, start + block)
         part = torch.bmm(x_tiles[:, start:stop], weight_tiles)  # (tiles, block, M)
-        part.mul_(scale)
-        if noise_std > 0:
-            noise = (_pooled_noise(part.numel(), x.device, x.dtype).view(part.shape) if pooled
-                     else torch.randn(part.shape, dtype=x.dtype, device=x.device))
-            part.add_(noise, alpha=noise_std)
+        if fold_scale:
+            noise = (_pool_window(pool, part.numel()).view(part.shape) if pool is not None
+                     else torch.empty_like(part).normal_(0.0, noise_std))
+            part.add_(noise)
+        else:
+            part.mul_(scale)
         part.floor_().clamp_(_hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX)
         torch.sum(part, dim=0, out=out[start:stop])
     if tiles > 1:

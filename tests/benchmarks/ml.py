@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller batch and fewer repeats (CI)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice); 1 is robust on a loaded machine")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     batch = 500 if args.quick else 2000
     repeats = 3 if args.quick else 10
     results: dict[str, float] = {}
