@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 
 from .. import wire
+from ..errors import HalValueError
 from ..regmap import REGISTER_MAP
 from ..wire import ErrorCode, Opcode, ResponseType
 from .config import EmulatorConfig
@@ -98,8 +99,6 @@ class Emulator:
 
     def __init__(self, seed: int = 0, config: EmulatorConfig | None = None) -> None:
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            from ..errors import HalValueError
-
             raise HalValueError(f"seed = {seed!r} must be a non-negative integer")
         self.seed = int(seed)
         self.chip_id = self.seed & 0xFFFF_FFFF
@@ -164,13 +163,13 @@ class Emulator:
             begin = int(resets[-1]) + 1  # writes before the last reset are wiped by it
             self.memory = _DEFAULTS.copy()
             self.memory[CHIP_ID] = self.chip_id
-            self.timer_zero = float(starts[resets[-1]])
+            # the FPGA timer belongs to the FPGA and keeps running through a chip reset
             self.core.power_on(self.memory, time=float(starts[resets[-1]]))
         addresses, values, order_instr = program.config_writes(begin, end)
         if addresses.size == 0:
             return
         # last write wins: keep the final occurrence of every address
-        reversed_unique, first_in_reversed = np.unique(addresses[::-1], return_index=True)
+        _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
         keep = addresses.size - 1 - first_in_reversed
         addresses, values, order_instr = addresses[keep], values[keep], order_instr[keep]
         self.memory[addresses] = values
