@@ -108,7 +108,7 @@ class AnalogCore:
         self.pattern = FixedPattern(chip_id, config)
         self.noise = NoiseSource(np.random.default_rng(np.random.SeedSequence([seed, 0x4E01])))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x10C5]))
-        self._hot: tuple[np.ndarray, np.ndarray] | None = None
+        self._hot: np.ndarray | None = None
         self.dt_cycles = config.dt_us * CYCLES_PER_US
         self.parasitic_rate = 0.0 if math.isinf(config.parasitic_leak_tau_us) else 1.0 / (config.parasitic_leak_tau_us * CYCLES_PER_US)
 
@@ -298,15 +298,14 @@ class AnalogCore:
         ):
             # hot path of hagen programs: everything per SPIKES word, one table lookup per label
             drivers3 = np.take(tables.fpga_hagen, run.spike_labels)
-            slot_ok = np.arange(3)[None, :] < run.spike_counts[:, None]
             # unused slots hold label 0 (anything else is rejected as malformed): activation 0
-            if drivers3.max() < tables.NOT_HAGEN or not ((drivers3 == tables.NOT_HAGEN) & slot_ok).any():
-                self._hot = (drivers3, slot_ok)
+            if drivers3.max() < tables.NOT_HAGEN or not ((drivers3 == tables.NOT_HAGEN) & _slot_ok(run)).any():
+                self._hot = drivers3
                 samples = self._hagen_run(run, None, params, memory)
                 self._hot = None
                 rec_labels, rec_times = np.zeros(0, np.int64), np.zeros(0)
                 if tables.any_fpga_recorded:
-                    recorded = tables.fpga_recorded[run.spike_labels] & slot_ok
+                    recorded = tables.fpga_recorded[run.spike_labels] & _slot_ok(run)
                     rec = np.flatnonzero(recorded.ravel())
                     rec_labels = run.spike_labels.ravel()[rec].astype(np.int64)
                     rec_times = run.spike_time[rec // 3] + (rec % 3) / 3.0
@@ -537,10 +536,9 @@ class AnalogCore:
         return rows, ne_seg
 
     def _accumulate_words(self, run: DynamicsInput, b_instr: np.ndarray, seg_end_time: np.ndarray, weights: np.ndarray,
-                          hot: tuple[np.ndarray, np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-        """:meth:`_accumulate` for FPGA events given per SPIKES word: ``hot = (drivers3, slot_ok)`` where
-        drivers3 (n, 3) holds the hagen driver of each label (256: none)."""
-        drivers3, slot_ok = hot
+                          drivers3: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """:meth:`_accumulate` for FPGA events given per SPIKES word: ``drivers3`` (n, 3) holds the hagen
+        driver of each label (256: none)."""
         cfg = self.config
         # boundaries strictly before each word: cumulative count over the run's instruction range
         first = int(min(run.spike_instr[0], b_instr[0])) if b_instr.size else int(run.spike_instr[0])
@@ -548,7 +546,7 @@ class AnalogCore:
         before = np.cumsum(np.bincount(b_instr - first, minlength=last - first + 1))
         seg = before[run.spike_instr - first] - 0
         activation = (run.spike_labels & np.uint16(31)).astype(np.float32)  # unused slots: label 0
-        if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok):
+        if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok := _slot_ok(run)):
             flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
             word = flat // 3
             events = _Events(run.spike_instr[word], run.spike_time[word] + (flat % 3) / 3.0, drivers3.ravel()[flat].astype(np.int64), run.spike_labels.ravel()[flat])
@@ -991,6 +989,11 @@ class AnalogCore:
             madc += self.noise.normal((madc.size,), cfg.madc_noise_lsb)
         values = np.clip(np.floor(madc), 0, 1023).astype(np.int64)
         return values, times, channels
+
+
+def _slot_ok(run: DynamicsInput) -> np.ndarray:
+    """(n, 3) mask of the used label slots of the run's SPIKES words."""
+    return np.arange(3)[None, :] < run.spike_counts[:, None]
 
 
 def quiet_mask(core: AnalogCore, params: NeuronParams) -> np.ndarray:

@@ -187,7 +187,7 @@ class Emulator:
             spike_instr, lanes = spike_instr[spike_ok], lanes[spike_ok]
         delays = (lanes[:, 3] >> np.uint16(2)) & np.uint16(63)
         counts = (lanes[:, 3] & np.uint16(3)).astype(np.int64)
-        labels3 = np.ascontiguousarray(lanes[:, 2::-1])
+        labels3 = lanes[:, 2::-1]  # a view: labels 0, 1, 2
         o_lo, o_hi = np.searchsorted(program.other, [begin, end])
         instr = program.other[o_lo:o_hi]  # the run's non-SPIKES instructions
         t = starts[instr]
