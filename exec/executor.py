@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import attrs
 import numpy as np
 
 from bss2.comm import Connection, close_all, connect_many
@@ -47,6 +48,8 @@ from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, p
 
 _log = logging.getLogger("bss2.exec")
 _cookies = itertools.count(1)
+#: Graphs whose analysis (levels, tiles) an executor keeps.
+_PLANS = 8
 #: Programs queued per chip ahead of its execution (building overlaps executing; memory stays bounded).
 _IN_FLIGHT = 2
 
@@ -75,6 +78,7 @@ class JITExecutor:
         self._states = [ChipState() for _ in self.connections]
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"bss2-chip{i}") for i in range(len(self.connections))]
         self._lock = threading.Lock()  # one run at a time: the chip states are shared
+        self._plans: dict[int, tuple[Graph, list[_Level]]] = {}  # id(graph) -> (graph, levels)
         self._runtime: int | None = None
         self._closed = False
 
@@ -128,7 +132,7 @@ class JITExecutor:
             self._runtime = runtime
             info = ExecutionInfo()
             values = self._external_inputs(graph, inputs, info)
-            for level in _instance_levels(graph):
+            for level in self._plan(graph):
                 self._run_level(graph, level, values, info)
             info.wall_time = time.perf_counter() - start
             return values, info
@@ -171,37 +175,41 @@ class JITExecutor:
         info.add(record)
         return values
 
-    def _run_level(self, graph: Graph, level: Sequence[Any], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+    def _plan(self, graph: Graph) -> list[_Level]:
+        """The levels of ``graph`` with their instances sorted by kind (kept for the last few graphs, which
+        stay referenced so their ids stay theirs)."""
+        entry = self._plans.get(id(graph))
+        if entry is not None and entry[0] is graph:
+            return entry[1]
+        levels = [_Level.of(graph, level) for level in _instance_levels(graph)]
+        if len(self._plans) >= _PLANS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[id(graph)] = (graph, levels)
+        return levels
+
+    def _run_level(self, graph: Graph, level: _Level, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
         tiles: list[Tile] = []
-        spiking: list[Any] = []
-        host: list[Any] = []
-        for instance in level:
-            descriptors = graph.instance_vertices(instance)
-            kinds = {type(graph.vertex(d)) for d in descriptors}
-            if MACSynapseArrayView in kinds:
-                record = InstanceRecord(instance=instance.id, chip=None)
-                with timed(record, "preprocess"):
-                    try:
-                        tiles.extend(_tiles_of(graph, instance, descriptors, values))
-                    except ExecError:
-                        raise
-                    except Exception as error:
-                        raise ExecutionFailed(str(error), instance=instance.id, chip=None, stage="preprocess") from error
-                info.add(record)
-            elif SynapseArrayView in kinds or NeuronView in kinds:
-                spiking.append(instance)
-            else:
-                host.append(instance)
+        for instance in level.on_chip:
+            record = InstanceRecord(instance=instance.id, chip=None)
+            with timed(record, "preprocess"):
+                try:
+                    tiles.extend(_tiles_of(graph, instance, level.tile_specs(graph, instance), values))
+                except ExecError:
+                    raise
+                except Exception as error:
+                    raise ExecutionFailed(str(error), instance=instance.id, chip=None, stage="preprocess") from error
+            info.add(record)
         if tiles:
             self._run_tiles(graph, tiles, values, info)
             # host-side work placed in the on-chip instances themselves (e.g. a ReLU after a single tile)
-            for instance in {t.instance for t in tiles}:
-                self._run_host(graph, next(i for i in level if i.id == instance), values, info)
-        for instance in spiking:
+            for instance in level.on_chip:
+                if level.has_host_work(graph, instance):
+                    self._run_host(graph, instance, values, info)
+        for instance in level.spiking:
             from .spiking import run_spiking_instance
 
             run_spiking_instance(self, graph, instance, values, info)
-        for instance in host:
+        for instance in level.host:
             self._run_host(graph, instance, values, info)
 
     def _run_tiles(self, graph: Graph, tiles: list[Tile], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
@@ -317,11 +325,66 @@ def _edge_value(values: Mapping[int, np.ndarray], edge: Any) -> np.ndarray:
     return data[..., edge.start : edge.stop]
 
 
-def _tiles_of(graph: Graph, instance: Any, descriptors: Sequence[int], values: Mapping[int, np.ndarray]) -> list[Tile]:
-    """The MAC tiles of an on-chip instance (one per MACSynapseArrayView) with their input data."""
-    tiles: list[Tile] = []
+class _Level:
+    """The instances of one level sorted by kind, with the graph analysis of their MAC tiles (memoised:
+    the graph is immutable, only the input data changes between runs)."""
+
+    def __init__(self, on_chip: list[Any], spiking: list[Any], host: list[Any]) -> None:
+        self.on_chip, self.spiking, self.host = on_chip, spiking, host
+        self._specs: dict[int, list[_TileSpec]] = {}
+        self._host_work: dict[int, bool] = {}
+
+    @classmethod
+    def of(cls, graph: Graph, level: Sequence[Any]) -> _Level:
+        on_chip, spiking, host = [], [], []
+        for instance in level:
+            kinds = {type(graph.vertex(d)) for d in graph.instance_vertices(instance)}
+            if MACSynapseArrayView in kinds:
+                on_chip.append(instance)
+            elif SynapseArrayView in kinds or NeuronView in kinds:
+                spiking.append(instance)
+            else:
+                host.append(instance)
+        return cls(on_chip, spiking, host)
+
+    def tile_specs(self, graph: Graph, instance: Any) -> list[_TileSpec]:
+        specs = self._specs.get(instance.id)
+        if specs is None:
+            specs = _tile_specs(graph, instance)
+            self._specs[instance.id] = specs
+        return specs
+
+    def has_host_work(self, graph: Graph, instance: Any) -> bool:
+        """Whether an on-chip instance also holds host-side vertices (transformations, outputs that are
+        not fed by a CADC readout)."""
+        work = self._host_work.get(instance.id)
+        if work is None:
+            produced = {d for spec in self.tile_specs(graph, instance) for d in spec.outputs}
+            work = any(
+                int(d) not in produced and not graph.vertex(d).on_chip and not isinstance(graph.vertex(d), (ExternalInput, ExternalSpikeInput))
+                for d in graph.instance_vertices(instance)
+            )
+            self._host_work[instance.id] = work
+        return work
+
+
+@attrs.frozen
+class _TileSpec:
+    """What a MAC view needs from the graph: its vertex, where its inputs come from, where results go."""
+
+    view: MACSynapseArrayView
+    source: int  # the vertex whose output feeds the DataInput
+    source_start: int | None
+    source_stop: int | None
+    start: int | None  # slice of the DataInput's output taken by the view
+    stop: int | None
+    outputs: tuple[int, ...]
+
+
+def _tile_specs(graph: Graph, instance: Any) -> list[_TileSpec]:
+    specs: list[_TileSpec] = []
     synrams: set[int] = set()
-    for d in descriptors:
+    for d in graph.instance_vertices(instance):
         view = graph.vertex(d)
         if not isinstance(view, MACSynapseArrayView):
             continue
@@ -333,18 +396,29 @@ def _tiles_of(graph: Graph, instance: Any, descriptors: Sequence[int], values: M
         if not isinstance(data_input, DataInput):
             raise UnsupportedGraphError(f"MAC view v{int(d)} must be fed by a DataInput")
         (source_edge,) = graph.inputs(edge.source)
-        x = _edge_value(values, source_edge)[..., edge.start : edge.stop]
-        outputs = _downstream_outputs(graph, d)
+        specs.append(_TileSpec(view, int(source_edge.source), source_edge.start, source_edge.stop, edge.start, edge.stop,
+                               _downstream_outputs(graph, d)))
+    return specs
+
+
+def _tiles_of(graph: Graph, instance: Any, specs: Sequence[_TileSpec], values: Mapping[int, np.ndarray]) -> list[Tile]:
+    """The MAC tiles of an on-chip instance (one per MACSynapseArrayView) with their input data."""
+    tiles: list[Tile] = []
+    for spec in specs:
+        data = values[spec.source]
+        if spec.source_start is not None or spec.source_stop is not None:
+            data = data[..., spec.source_start : spec.source_stop]
+        view = spec.view
         tiles.append(
             Tile(
                 instance=instance.id,
-                inputs=np.asarray(x),
+                inputs=np.asarray(data[..., spec.start : spec.stop]),
                 rows=view.rows,
                 columns=view.columns,
                 weights=view.weights,
                 num_sends=int(view.num_sends),
                 wait_between_events=int(view.wait_between_events),
-                output_descriptors=outputs,
+                output_descriptors=spec.outputs,
                 synram=int(view.synram),
                 chip=int(instance.chip),
             )
