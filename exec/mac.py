@@ -152,6 +152,9 @@ def _plane_start(synram: int) -> int:
 
 _PLANE_HEADERS = {h: wire.encode_write_block(_plane_start(h), np.zeros(_PLANE_WORDS, np.uint32))[0] for h in (0, 1)}
 
+#: Events encoded at once by :func:`input_words` (512 vectors on both synrams with one send).
+_ENCODE_CHUNK_EVENTS = 512 * 2 * 128
+
 #: Input words of one level, keyed by the identity of the input data (see :func:`input_words`).
 InputCache = dict
 
@@ -183,7 +186,15 @@ def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.nd
             x = np.zeros((batch, hagen.ROWS), np.int64)
             x[:, tile.rows] = tile.inputs
         inputs[tile.synram] = x
-    words = hagen.hagen_input_words(inputs, num_sends=num_sends, wait_between_events=wait)
+    # every vector's words are independent of the others: encode in chunks whose temporaries stay in cache
+    chunk = max(1, _ENCODE_CHUNK_EVENTS // (hagen.ROWS * len(inputs) * num_sends))
+    if batch <= chunk + chunk // 2:
+        words = hagen.hagen_input_words(inputs, num_sends=num_sends, wait_between_events=wait)
+    else:
+        words = np.concatenate([
+            hagen.hagen_input_words({h: x[start : start + chunk] for h, x in inputs.items()}, num_sends=num_sends, wait_between_events=wait)
+            for start in range(0, batch, chunk)
+        ])
     if cache is not None:
         cache[key] = words
     return words

@@ -178,3 +178,16 @@ def test_partial_tiles_after_full_tiles_rewrite_only_what_changed():
     out, info = executor.run(graph, {x_in: x})
     assert info.config_words == 0
     executor.close()
+
+
+def test_chunked_input_encoding_equals_one_pass():
+    from bss2.exec.mac import Tile, input_words
+
+    rng = np.random.default_rng(6)
+    for batch, num_sends in ((1500, 1), (700, 2), (3, 1)):
+        x = rng.integers(0, 32, (batch, 256))
+        x[rng.random(x.shape) < 0.3] = 0  # sparse entries change the packing
+        tiles = [Tile(0, x[:, 128 * s : 128 * (s + 1)], np.arange(128), np.arange(256), np.zeros((128, 256), np.int8),
+                      num_sends, 5, (s,), synram=s) for s in (0, 1)]
+        expected = hagen.hagen_input_words({0: x[:, :128], 1: x[:, 128:]}, num_sends=num_sends, wait_between_events=5)
+        assert np.array_equal(input_words(tiles), expected)
