@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--quick", action="store_true", help="small and fast (CI)")
     parser.add_argument("--epochs", type=int, default=None, help="mock training epochs")
     parser.add_argument("--hil-epochs", type=int, default=None, help="hardware-in-the-loop epochs")
+    parser.add_argument("--lr", type=float, default=1.0, help="Adam step size in weight units (mock training)")
+    parser.add_argument("--hil-lr", type=float, default=0.05, help="Adam step size, hardware in the loop")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=128)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     generator = torch.Generator().manual_seed(args.seed)
 
     model = build_model(args.hidden, args.avg, shift=2, output_sends=3, seed=args.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
     for _ in tqdm(range(epochs), desc="mock training", disable=not progress):
         train_epoch(model, inputs_train, y_train, optimizer, 50, "epoch", generator, progress=False)
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     nn.set_mock(model, False)
     results["backend"] = accuracy(predict(model, inputs_test, 1000, "backend", progress), y_test)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.hil_lr)
     for _ in tqdm(range(hil_epochs), desc="hardware in the loop", disable=not progress):
         train_epoch(model, inputs_train, y_train, optimizer, 50, "epoch", generator, progress=False)
     results["backend_finetuned"] = accuracy(predict(model, inputs_test, 1000, "backend", progress), y_test)
