@@ -546,8 +546,8 @@ class AnalogCore:
         before = np.cumsum(np.bincount(b_instr - first, minlength=last - first + 1))
         seg = before[run.spike_instr - first] - 0
         activation = (run.spike_labels & np.uint16(31)).astype(np.float32)  # unused slots: label 0
-        if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, slot_ok := _slot_ok(run)):
-            flat = np.flatnonzero(slot_ok.ravel() & (drivers3.ravel() < 256))
+        if cfg.padi_dead_cycles > 0 and self._padi_collisions(run, drivers3, self._routing):
+            flat = np.flatnonzero(_slot_ok(run).ravel() & (drivers3.ravel() < 256))
             word = flat // 3
             events = _Events(run.spike_instr[word], run.spike_time[word] + (flat % 3) / 3.0, drivers3.ravel()[flat].astype(np.int64), run.spike_labels.ravel()[flat])
             activation.ravel()[flat] *= self._padi_keep(events)
@@ -570,13 +570,19 @@ class AnalogCore:
             rows.append(effective[:, 128 * h : 128 * (h + 1)] @ weights[h])
         return rows, ne_seg
 
-    def _padi_collisions(self, run: DynamicsInput, drivers3: np.ndarray, slot_ok: np.ndarray) -> bool:
-        """Cheap test whether any two events could share a PADI bus closer than ``padi_dead_cycles``."""
+    def _padi_collisions(self, run: DynamicsInput, drivers3: np.ndarray, tables: RoutingTables) -> bool:
+        """Cheap test whether any two events could share a PADI bus closer than ``padi_dead_cycles``:
+        consecutive SPIKES words far enough apart, and no word with two labels for one bus."""
         if run.spike_time.size > 1 and np.diff(run.spike_time).min() < self.config.padi_dead_cycles:
             return True
-        # unused slots and labels that reach no driver get distinct dummy buses 8, 9, 10
-        bus = np.where(slot_ok & (drivers3 < 256), (drivers3 >> 7) * 4 + (drivers3 & 3), np.arange(8, 11, dtype=drivers3.dtype))
+        bus = np.take(tables.fpga_bus, run.spike_labels)
         same = (bus[:, 0] == bus[:, 1]) | (bus[:, 0] == bus[:, 2]) | (bus[:, 1] == bus[:, 2])
+        same &= (bus[:, 0] < 8) | (bus[:, 1] < 8)  # 8: no driver reached
+        partial = np.flatnonzero(same & (run.spike_counts < 3))
+        if partial.size:  # unused slots (label 0) of partly filled words do not collide
+            ok = _slot_ok(run)[partial] & (bus[partial] < 8)
+            b = np.where(ok, bus[partial], np.arange(8, 11))
+            same[partial] = (b[:, 0] == b[:, 1]) | (b[:, 0] == b[:, 2]) | (b[:, 1] == b[:, 2])
         return bool(same.any())
 
     def _padi_keep(self, events: _Events) -> np.ndarray:

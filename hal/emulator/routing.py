@@ -92,6 +92,9 @@ class RoutingTables:
         self.fpga_hagen = np.where(
             n_targets == 0, 256, np.where((n_targets == 1) & hagen_target, single, self.NOT_HAGEN)
         ).astype(np.int16)
+        # PADI bus (hemisphere * 4 + bus) of the hagen driver of each FPGA label; 8 when there is none
+        target = self.fpga_hagen.astype(np.int64)
+        self.fpga_bus = np.where(target < 256, (target // 128) * 4 + target % 4, 8).astype(np.uint8)
 
     def route(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Route events given by crossbar input (0..19) and label.
