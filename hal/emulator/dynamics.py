@@ -108,7 +108,6 @@ class AnalogCore:
         self.pattern = FixedPattern(chip_id, config)
         self.noise = NoiseSource(np.random.default_rng(np.random.SeedSequence([seed, 0x4E01])))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x10C5]))
-        self._hot: np.ndarray | None = None
         self.dt_cycles = config.dt_us * CYCLES_PER_US
         self.parasitic_rate = 0.0 if math.isinf(config.parasitic_leak_tau_us) else 1.0 / (config.parasitic_leak_tau_us * CYCLES_PER_US)
 
@@ -300,9 +299,7 @@ class AnalogCore:
             drivers3 = np.take(tables.fpga_hagen, run.spike_labels)
             # unused slots hold label 0 (anything else is rejected as malformed): activation 0
             if drivers3.max() < tables.NOT_HAGEN or not ((drivers3 == tables.NOT_HAGEN) & _slot_ok(run)).any():
-                self._hot = drivers3
-                samples = self._hagen_run(run, None, params, memory)
-                self._hot = None
+                samples = self._hagen_run(run, None, params, memory, drivers3)
                 rec_labels, rec_times = np.zeros(0, np.int64), np.zeros(0)
                 if tables.any_fpga_recorded:
                     recorded = tables.fpga_recorded[run.spike_labels] & _slot_ok(run)
@@ -429,8 +426,13 @@ class AnalogCore:
         return samples
 
     # ------------------------------------------------------------------------------ hagen fast path
-    def _hagen_run(self, run: DynamicsInput, events: _Events | None, params: NeuronParams, memory: np.ndarray) -> np.ndarray:
-        """Closed-form run: linear membranes, every event a hagen pulse. Returns the CADC samples."""
+    def _hagen_run(self, run: DynamicsInput, events: _Events | None, params: NeuronParams, memory: np.ndarray,
+                   drivers3: np.ndarray | None = None) -> np.ndarray:
+        """Closed-form run: linear membranes, every event a hagen pulse. Returns the CADC samples.
+
+        The events are either routed (``events``) or the run's FPGA labels with their hagen driver per
+        label slot (``drivers3``, (n_words, 3), 256 where none).
+        """
         cfg = self.config
         n_conv = run.conv_instr.size
         weights = self.hagen_weights(memory, params)
@@ -445,7 +447,8 @@ class AnalogCore:
         seg_end_time = np.concatenate((b_time, [run.t_end]))
 
         if events is None:
-            charge_rows, ne_seg = self._accumulate_words(run, b_instr, seg_end_time, weights, self._hot)
+            assert drivers3 is not None
+            charge_rows, ne_seg = self._accumulate_words(run, b_instr, seg_end_time, weights, drivers3)
         else:
             charge_rows, ne_seg = self._accumulate(events, b_instr, seg_end_time, weights)
         # windows: (conversions + one final state window) x quadrants
