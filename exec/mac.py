@@ -11,6 +11,7 @@ weight words, and CapMem changes add the settling wait.
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Sequence
 
@@ -105,6 +106,7 @@ class ChipState:
         self._config: ChipConfig | None = None
         self._hagen = False  # _config is hagen_base_config() with weights (only weight planes can differ)
         self._planes: dict[int, np.ndarray] = {}  # synram -> physical weights newer than _config's plane
+        self._physical: collections.OrderedDict[tuple[int, int, int], tuple[np.ndarray, ...]] = collections.OrderedDict()
 
     @property
     def planned(self) -> ChipConfig | None:
@@ -122,6 +124,35 @@ class ChipState:
 
     def invalidate(self) -> None:
         self.planned = None
+
+    def physical_weights(self, tile: Tile) -> np.ndarray:
+        """:func:`physical_weights` of the tile, remembered for the last few tiles whose weights, rows and
+        columns are immutable arrays (those of a graph: a model's layers run again and again)."""
+        key = (id(tile.weights), id(tile.rows), id(tile.columns))
+        entry = self._physical.get(key)
+        if entry is not None and entry[0] is tile.weights and entry[1] is tile.rows and entry[2] is tile.columns:
+            self._physical.move_to_end(key)
+            return entry[3]
+        physical = physical_weights(tile)
+        if _immutable(tile.weights) and _immutable(tile.rows) and _immutable(tile.columns):
+            physical.flags.writeable = False
+            self._physical[key] = (tile.weights, tile.rows, tile.columns, physical)
+            if len(self._physical) > _PHYSICAL_CACHE:
+                self._physical.popitem(last=False)
+        return physical
+
+
+#: Tiles whose physical weights a :class:`ChipState` remembers (64 KiB each).
+_PHYSICAL_CACHE = 16
+
+
+def _immutable(array: object) -> bool:
+    """Whether ``array`` and every array it views are read-only (its content cannot change)."""
+    while isinstance(array, np.ndarray):
+        if array.flags.writeable:
+            return False
+        array = array.base
+    return True
 
 
 @attrs.define
@@ -270,8 +301,10 @@ def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
     old = state._planes.get(synram)
     if old is None:
         old = plane & np.uint8(0x3F)
-    physical = physical_weights(tile)
+    physical = state.physical_weights(tile)
     state._planes[synram] = physical
+    if physical is old:  # the same immutable weights again
+        return np.empty(0, np.uint64)
     changed = np.flatnonzero(physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1))  # per quad
     if changed.size == 0:
         return np.empty(0, np.uint64)

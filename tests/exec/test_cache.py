@@ -191,3 +191,34 @@ def test_chunked_input_encoding_equals_one_pass():
                       num_sends, 5, (s,), synram=s) for s in (0, 1)]
         expected = hagen.hagen_input_words({0: x[:, :128], 1: x[:, 128:]}, num_sends=num_sends, wait_between_events=5)
         assert np.array_equal(input_words(tiles), expected)
+
+
+def test_remembered_physical_weights_follow_the_weights():
+    from bss2.exec.mac import ChipState, Tile, build_program
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 32, (4, 128))
+    graphs = [matmul_graph(rng.integers(-63, 64, (128, 256))) for _ in range(2)]
+    connection = Recording(config=EmulatorConfig.ideal())
+    executor = JITExecutor(connection)
+    for k in (0, 1, 0, 0, 1):  # alternating graphs rewrite the plane; a repeat sends nothing
+        graph, x_in, y_out = graphs[k]
+        out, info = executor.run(graph, {x_in: x})
+        assert np.array_equal(out[y_out], exact_matmul(x, _weights_of(graph)))
+    assert [_weight_words(p) > 0 for p in connection.programs] == [True, True, True, False, True]
+    executor.close()
+    # writable weights are never remembered: changing them in place is seen
+    state = ChipState()
+    w = rng.integers(-63, 64, (128, 256)).astype(np.int8)
+    tile = Tile(0, x, np.arange(128), np.arange(256), w, 1, 5, (0,), synram=0)
+    build_program(state, [tile], 1)
+    assert build_program(state, [tile], 2).config_words == 0
+    w[3, 4] = -w[3, 4] + 1
+    assert build_program(state, [tile], 3).config_words > 0
+
+
+def _weights_of(graph):
+    from bss2.graph import MACSynapseArrayView
+
+    (d,) = graph.find(MACSynapseArrayView)
+    return np.asarray(graph.vertex(d).weights, dtype=np.int64)
