@@ -583,7 +583,7 @@ class AnalogCore:
         same &= (bus[:, 0] < 8) | (bus[:, 1] < 8)  # 8: no driver reached
         partial = np.flatnonzero(same & (run.spike_counts < 3))
         if partial.size:  # unused slots (label 0) of partly filled words do not collide
-            ok = _slot_ok(run)[partial] & (bus[partial] < 8)
+            ok = (np.arange(3)[None, :] < run.spike_counts[partial][:, None]) & (bus[partial] < 8)
             b = np.where(ok, bus[partial], np.arange(8, 11))
             same[partial] = (b[:, 0] == b[:, 1]) | (b[:, 0] == b[:, 2]) | (b[:, 1] == b[:, 2])
         return bool(same.any())
