@@ -4,8 +4,10 @@
 processed level by level of their dependency DAG. On-chip hagen instances (matrix-multiply tiles) of a
 level are placed round-robin over all synapse arrays of all connections, paired two per program (one per
 synram), built on the calling thread and executed on one worker thread per chip, so that building the next
-program overlaps with executing the current one and chips run concurrently. Host instances
-(transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
+program overlaps with executing the current one and chips run concurrently (at most two programs per chip
+are queued). Within a level, the input words of a row block are encoded once for all its column tiles,
+only changed weight planes are written, and the row-block sums of a partitioned matmul are accumulated
+on the worker threads while the tiles finish. Host instances (transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
 built and run by :mod:`bss2.exec.spiking`.
 
 Inputs and outputs are keyed by vertex descriptor and batch-major: an ``ExternalInput`` of size N takes a
