@@ -327,18 +327,22 @@ def run_spiking_instance(executor: JITExecutor, graph: Graph, instance: Any, val
     info.add(record)
 
 
+def _entry_of(times: np.ndarray, starts: np.ndarray, runtime: int) -> np.ndarray:
+    """Batch entry of each timestamp, or -1 outside every entry's ``[start, start + runtime)``."""
+    entry = np.searchsorted(starts, times, side="right") - 1
+    inside = (entry >= 0) & (times < starts[np.maximum(entry, 0)] + runtime)
+    return np.where(inside, entry, -1)
+
+
 def _slice_results(responses: wire.Responses, plan: SpikingPlan, starts: np.ndarray, runtime: int, values: dict[int, Any]) -> None:
     batch = starts.size
-    ends = starts + runtime
     if plan.spike_output is not None:
         times = responses.spike_times.astype(np.int64)
-        entry = np.searchsorted(starts, times, side="right") - 1
-        inside = (entry >= 0) & (times < ends[np.maximum(entry, 0)])
-        trains = []
-        for b in range(batch):
-            mask = inside & (entry == b)
-            trains.append(SpikeTrains(times=times[mask] - starts[b], labels=responses.spike_labels[mask].astype(np.int64)))
-        values[plan.spike_output] = trains
+        entry = _entry_of(times, starts, runtime)
+        labels = responses.spike_labels.astype(np.int64)
+        values[plan.spike_output] = [
+            SpikeTrains(times=times[entry == b] - starts[b], labels=labels[entry == b]) for b in range(batch)
+        ]
     if plan.cadc_synrams:
         n_reads = len(range(plan.cadc_period, runtime + 1, plan.cadc_period))
         samples = responses.read_data.astype("<u4").view(np.uint8).reshape(batch, n_reads, len(plan.cadc_synrams), 256)
@@ -348,10 +352,8 @@ def _slice_results(responses: wire.Responses, plan: SpikingPlan, starts: np.ndar
             values[descriptor] = [TimedSamples(times=sample_times, values=samples[b, :, k][:, columns]) for b in range(batch)]
     if plan.madc_output is not None:
         times = responses.madc_times.astype(np.int64)
-        entry = np.searchsorted(starts, times, side="right") - 1
-        inside = (entry >= 0) & (times < ends[np.maximum(entry, 0)])
-        series = []
-        for b in range(batch):
-            mask = inside & (entry == b)
-            series.append(TimedSamples(times=times[mask] - starts[b], values=responses.madc_values[mask].astype(np.int64)[:, None]))
-        values[plan.madc_output] = series
+        entry = _entry_of(times, starts, runtime)
+        samples_madc = responses.madc_values.astype(np.int64)[:, None]
+        values[plan.madc_output] = [
+            TimedSamples(times=times[entry == b] - starts[b], values=samples_madc[entry == b]) for b in range(batch)
+        ]

@@ -33,6 +33,12 @@ class ProgramError(HalError, RuntimeError):
     """A program's responses do not match the program (missing end marker, wrong read count, chip errors)."""
 
 
+def _runs(addresses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[start, stop)`` index ranges of the runs of consecutive addresses."""
+    breaks = np.flatnonzero(np.diff(addresses) != 1) + 1
+    return np.concatenate(([0], breaks)), np.concatenate((breaks, [addresses.size]))
+
+
 def encode_register_writes(addresses: np.ndarray, data: np.ndarray, min_block: int = MIN_BLOCK_RUN) -> np.ndarray:
     """Instruction words writing ``data[i]`` to ``addresses[i]``, in order, with blocks for contiguous runs.
 
@@ -45,15 +51,13 @@ def encode_register_writes(addresses: np.ndarray, data: np.ndarray, min_block: i
         raise HalValueError(f"addresses and data differ in length: {addresses.size} != {data.size}")
     if addresses.size == 0:
         return np.empty(0, np.uint64)
-    breaks = np.flatnonzero(np.diff(addresses) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [addresses.size]))
-    lengths = stops - starts
-    if not (lengths >= min_block).any():
+    starts, stops = _runs(addresses)
+    long_runs = (stops - starts) >= min_block
+    if not long_runs.any():
         return wire.encode_write(addresses, data)
     parts: list[np.ndarray] = []
     singles_from = 0
-    for start, stop in zip(starts[lengths >= min_block], stops[lengths >= min_block]):
+    for start, stop in zip(starts[long_runs], stops[long_runs]):
         if start > singles_from:
             parts.append(wire.encode_write(addresses[singles_from:start], data[singles_from:start]))
         parts.append(wire.encode_write_block(int(addresses[start]), data[start:stop]))
@@ -68,11 +72,8 @@ def encode_register_reads(addresses: np.ndarray, min_block: int = MIN_BLOCK_RUN)
     addresses = np.asarray(addresses, dtype=np.int64).reshape(-1)
     if addresses.size == 0:
         return np.empty(0, np.uint64)
-    breaks = np.flatnonzero(np.diff(addresses) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    stops = np.concatenate((breaks, [addresses.size]))
-    lengths = stops - starts
-    if not (lengths >= min_block).any():
+    starts, stops = _runs(addresses)
+    if not ((stops - starts) >= min_block).any():
         return wire.encode_read(addresses)
     parts = []
     for start, stop in zip(starts, stops):
