@@ -124,3 +124,25 @@ def test_spiking_needs_a_runtime_and_valid_events(executor):
         executor.run(graph.graph, {graph.spike_input: [SpikeInput([RUNTIME + 5], [0])]}, runtime=RUNTIME)
     with pytest.raises(InputError):
         SpikeInput([-1], [0])
+
+
+def test_madc_records_one_membrane_at_its_sample_period(executor):
+    from bss2.graph import MADCRecording
+
+    builder = NetworkBuilder()
+    source = builder.add(ExternalSpikeSource(1))
+    population = builder.add(Population(2))
+    builder.add(Projection(source, population, [0, 0], [0, 1], [30, 30]))
+    builder.add(MADCRecording(population, 1, "membrane", sample_period=25))
+    network = builder.done()
+    routing = route(network)
+    graph = network_to_graph(network, routing)
+    labels = labels_of(network, routing, source)
+    inputs = [SpikeInput([5000], labels[[0]])]
+    outputs, _ = executor.run(graph.graph, {graph.spike_input: inputs}, runtime=RUNTIME)
+    (trace,) = outputs[graph.madc_output]
+    assert trace.values.shape[1] == 1 and trace.times.size > RUNTIME // 25 - 10
+    assert (np.diff(trace.times) == 25).all()
+    before = trace.values[trace.times < 5000, 0]
+    after = trace.values[(trace.times > 5000) & (trace.times < 6500), 0]
+    assert after.max() > before[-20:].max()  # the input lifts the recorded membrane
