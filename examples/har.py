@@ -83,7 +83,8 @@ def random_rotations(n: int, degrees: float, generator: torch.Generator) -> torc
     return rz @ ry @ rx
 
 
-def augmenter(quantise: Quantiser, degrees: float, generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+def augmenter(quantise: Quantiser, degrees: float,
+              generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
     """Training augmentation on raw windows: the phone sits a little differently on every person (a small random
     rotation of the three sensor triples), and a window may start a few samples earlier or later (random crop);
     then quantise to 0..31."""

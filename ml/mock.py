@@ -58,7 +58,8 @@ def set_mock_parameter(parameter: MockParameter) -> None:
     _log.debug("mock parameter set to %s", parameter)
 
 
-def measure_mock_parameter(repetitions: int = 20, levels: tuple[int, ...] = (4, 8, 12, 16, 20, 24, 28, 31)) -> MockParameter:
+def measure_mock_parameter(repetitions: int = 20,
+                           levels: tuple[int, ...] = (4, 8, 12, 16, 20, 24, 28, 31)) -> MockParameter:
     """Measure gain and noise of the active backend through the hardware path.
 
     A full array (128 rows x 256 columns) gets a known weight — column ``c`` holds the constant ``w_c``, spanning
@@ -152,7 +153,10 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     else:
         x_tiles = x.view(batch, tiles, tile).transpose(0, 1)  # (tiles, batch, 128)
         weight_tiles = weight.view(tiles, tile, columns)
-    block = max(1, min(batch, _BLOCK_BYTES // (x.element_size() * tiles * columns)))
+    # Cache-sized batch blocks pay off on a CPU; an accelerator takes the whole batch in one launch.
+    block = batch
+    if x.device.type == "cpu":
+        block = max(1, min(batch, _BLOCK_BYTES // (x.element_size() * tiles * columns)))
     pooled = (noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
               and tiles * block * columns <= _POOL_SIZE)
     pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
