@@ -22,7 +22,7 @@ def _data_available(name: str) -> bool:
 
 
 def _run(script: str, out: Path) -> str:
-    env = {**os.environ, "BSS2_THREADS": os.environ.get("BSS2_THREADS", "2")}
+    env = dict(os.environ)
     result = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick", "--no-progress", "--out", str(out)],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
