@@ -36,7 +36,7 @@ ARRAY_COLUMNS = 256
 IDEAL_GAIN = 0.002
 _IDEAL_GAIN_DENOMINATOR = 500
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the implicit initialisation calls init_hardware under it
 _backend: dict[str, Any] | None = None
 
 
@@ -81,11 +81,12 @@ def hardware(connection: Any = None) -> Iterator[None]:
 
 
 def _ensure_initialized() -> dict[str, Any]:
-    if _backend is None:
-        _log.info("hardware path used without init_hardware(); initialising the default backend")
-        init_hardware()
-    assert _backend is not None
-    return _backend
+    with _lock:
+        if _backend is None:
+            _log.info("hardware path used without init_hardware(); initialising the default backend")
+            init_hardware()
+        assert _backend is not None
+        return _backend
 
 
 def _check_operands(inputs: np.ndarray, weights: np.ndarray, num_sends: int, wait_between_events: int) -> None:
