@@ -87,9 +87,24 @@ def physical_weights(tile: Tile) -> np.ndarray:
 
 
 def _is_prefix(indices: np.ndarray, n: int) -> bool:
-    """Whether ``indices`` is ``arange(n)`` (the common case of a partitioned matmul)."""
+    """Whether ``indices`` is ``arange(n)`` (the common case of a partitioned matmul).
+
+    Answers for read-only arrays (the rows and columns of graph vertices) are remembered."""
+    entry = _PREFIX_MEMO.get(id(indices))
+    if entry is not None and entry[0] is indices:
+        return entry[1] == n
     indices = np.asarray(indices)
-    return indices.shape == (n,) and (n == 0 or (int(indices[0]) == 0 and int(indices[-1]) == n - 1 and bool((np.diff(indices) == 1).all())))
+    m = indices.size
+    prefix = indices.ndim == 1 and (m == 0 or (int(indices[0]) == 0 and int(indices[-1]) == m - 1 and bool((np.diff(indices) == 1).all())))
+    if isinstance(indices, np.ndarray) and _immutable(indices):
+        if len(_PREFIX_MEMO) >= 256:
+            _PREFIX_MEMO.clear()
+        _PREFIX_MEMO[id(indices)] = (indices, m if prefix else -1)
+    return prefix and m == n
+
+
+#: id -> (array, n if it is arange(n) else -1), for read-only index arrays (kept alive, so ids stay theirs).
+_PREFIX_MEMO: dict[int, tuple[np.ndarray, int]] = {}
 
 
 class ChipState:
@@ -107,6 +122,9 @@ class ChipState:
         self._hagen = False  # _config is hagen_base_config() with weights (only weight planes can differ)
         self._planes: dict[int, np.ndarray] = {}  # synram -> physical weights newer than _config's plane
         self._physical: collections.OrderedDict[tuple[int, int, int], tuple[np.ndarray, ...]] = collections.OrderedDict()
+        # whole-plane blocks of remembered physical weights; valid while the bits above the weights stay
+        self._blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._upper_fixed = False
 
     @property
     def planned(self) -> ChipConfig | None:
@@ -121,6 +139,8 @@ class ChipState:
         self._config = config
         self._planes = {}
         self._hagen = False
+        self._blocks = {}
+        self._upper_fixed = False
 
     def invalidate(self) -> None:
         self.planned = None
@@ -266,6 +286,7 @@ def build_program(
         parts.append(encode_register_writes(addresses, data))
         state.planned = config
         state._hagen = True
+        state._upper_fixed = True  # from now on only the 6-bit weights of the planes change
     else:
         # the chip is in hagen mode: only the weight planes of the tiles' synrams can change
         capmem_changed = False
@@ -308,14 +329,28 @@ def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
     changed = np.flatnonzero(physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1))  # per quad
     if changed.size == 0:
         return np.empty(0, np.uint64)
-    words = ((plane & np.uint8(0xC0)) | physical).view("<u4").reshape(-1)  # labels and calibration kept
     if 2 * changed.size > _PLANE_WORDS:
+        block = state._blocks.get((id(physical), synram))
+        if block is not None and block[0] is physical:
+            return block[1]
+        words = _plane_words(plane, physical)
         # one WRITE_BLOCK of the whole plane: header, then two register words per data word
         block = np.empty(1 + _PLANE_WORDS // 2, np.uint64)
         block[0] = _PLANE_HEADERS[synram]
         block[1:] = words.view("<u8")
+        if not physical.flags.writeable and state._upper_fixed:
+            # remembered with the physical weights: the bits above the weights stay while in hagen mode
+            if len(state._blocks) >= 2 * _PHYSICAL_CACHE:
+                state._blocks.pop(next(iter(state._blocks)))
+            state._blocks[(id(physical), synram)] = (physical, block)
         return block
+    words = _plane_words(plane, physical)
     return encode_runs(start + changed, words[changed])
+
+
+def _plane_words(plane: np.ndarray, physical: np.ndarray) -> np.ndarray:
+    """Register words of a weight plane: new 6-bit weights, labels and calibration bits kept."""
+    return ((plane & np.uint8(0xC0)) | physical).view("<u4").reshape(-1)
 
 
 def encode_runs(addresses: np.ndarray, data: np.ndarray, min_block: int = 3) -> np.ndarray:

@@ -222,3 +222,18 @@ def _weights_of(graph):
 
     (d,) = graph.find(MACSynapseArrayView)
     return np.asarray(graph.vertex(d).weights, dtype=np.int64)
+
+
+def test_prefix_answers_are_remembered_only_for_read_only_indices():
+    from bss2.exec.mac import _is_prefix
+
+    fixed = np.arange(10)
+    fixed.flags.writeable = False
+    assert _is_prefix(fixed, 10) and not _is_prefix(fixed, 9) and _is_prefix(fixed, 10)
+    shuffled = np.array([1, 0, 2])
+    shuffled.flags.writeable = False
+    assert not _is_prefix(shuffled, 3) and not _is_prefix(shuffled, 3)
+    mutable = np.arange(4)
+    assert _is_prefix(mutable, 4)
+    mutable[0] = 3
+    assert not _is_prefix(mutable, 4)
