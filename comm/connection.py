@@ -5,7 +5,8 @@ long each stage took. :func:`run` executes a program and fills its tickets, or r
 result. :func:`connect` chooses the backend from ``BSS2_CONNECTION``:
 
 ================================  ===========================================================================
-``emulator`` / ``emulator:SEED``  the in-process emulator (default; seed = the chip's serial number)
+``emulator[:SEED][:ideal]``       the in-process emulator (default; seed = the chip's serial number;
+                                  ``ideal`` switches every imperfection off)
 ``zeromock``                      answers every read with zeros and keeps no state (software overhead)
 ``udp://HOST:PORT``               a remote endpoint over the reliable UDP link (``bss2-emulator serve``)
 a comma-separated list            several chips, for :func:`connect_many` and the multi-chip executor
@@ -163,12 +164,16 @@ def zero_responses(words: np.ndarray) -> np.ndarray:
     return _zero_responses_general(words)
 
 
+#: Opcodes answered by a response (one table look-up per word instead of three comparisons).
+_ANSWERING = np.zeros(256, dtype=bool)
+_ANSWERING[[wire.Opcode.READ, wire.Opcode.READ_BLOCK, wire.Opcode.END]] = True
+
+
 def _zero_responses_of_answering(words: np.ndarray) -> np.ndarray:
     """:func:`zero_responses` looking only at the instructions that answer (READ, READ_BLOCK, END): block
     data words are found with :func:`wire.block_payload_mask`, nothing else of the stream is decoded."""
     opcodes = wire.opcodes_of(words)
-    answering = (opcodes == wire.Opcode.READ) | (opcodes == wire.Opcode.READ_BLOCK) | (opcodes == wire.Opcode.END)
-    index = np.flatnonzero(answering)
+    index = np.flatnonzero(_ANSWERING[opcodes])
     candidates = np.flatnonzero(opcodes == wire.Opcode.WRITE_BLOCK)
     if candidates.size:
         index = index[~_inside_blocks(words, candidates, index)]
@@ -383,19 +388,28 @@ def _parse_one(spec: str, index: int) -> Connection:
     if spec == "zeromock":
         return ZeroMockConnection()
     if spec == "emulator" or spec.startswith("emulator:"):
-        seed_text = spec.partition(":")[2]
+        options = [o for o in spec.split(":")[1:] if o]
+        ideal = "ideal" in options
+        seed_texts = [o for o in options if o != "ideal"]
+        if len(seed_texts) > 1:
+            raise CommError(f"{ENVIRONMENT_VARIABLE}: {spec!r} has more than one seed; use emulator[:SEED][:ideal]")
         try:
-            seed = int(seed_text, 0) if seed_text else index
+            seed = int(seed_texts[0], 0) if seed_texts else index
         except ValueError:
-            raise CommError(f"{ENVIRONMENT_VARIABLE}: emulator seed {seed_text!r} is not an integer") from None
-        return EmulatorConnection(seed=seed)
+            raise CommError(f"{ENVIRONMENT_VARIABLE}: emulator seed {seed_texts[0]!r} is not an integer") from None
+        config = None
+        if ideal:
+            from bss2.hal.emulator import EmulatorConfig
+
+            config = EmulatorConfig.ideal()
+        return EmulatorConnection(seed=seed, config=config)
     if spec.startswith("udp://"):
         parts = urlsplit(spec)
         if not parts.hostname or parts.port is None:
             raise CommError(f"{ENVIRONMENT_VARIABLE}: {spec!r} needs a host and a port (udp://host:port)")
         return UdpConnection(parts.hostname, parts.port)
     raise CommError(
-        f"{ENVIRONMENT_VARIABLE}={spec!r} is not a known backend; use 'emulator[:seed]', 'zeromock', "
+        f"{ENVIRONMENT_VARIABLE}={spec!r} is not a known backend; use 'emulator[:seed][:ideal]', 'zeromock', "
         "'udp://host:port' or a comma-separated list of those"
     )
 
