@@ -14,6 +14,7 @@ accepts it and drives row ``2i`` excitatory (weight ``max(W, 0)``) and row ``2i 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Final
 
@@ -161,9 +162,8 @@ def hagen_input_words(
     if any(a.shape[0] != batch for a in arrays):
         raise HalValueError(f"all synrams need the same batch size, got {[a.shape[0] for a in arrays]}")
     n_syn = len(synrams)
-    rows = np.arange(ROWS)
     # labels (batch, row, synram) in send order: both synrams' events of a row next to each other
-    base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1).astype(np.uint16)
+    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
     x = np.stack(arrays, axis=2)  # (B, 128, S) uint16
     valid = x > 0
     per_send = valid.sum(axis=(1, 2))
@@ -206,17 +206,28 @@ def hagen_input_words(
     length = packs + 3 + n_syn
     offset = np.cumsum(length) - length
     out = np.empty(int(length.sum()), dtype=_U64)
-    out[offset] = wire.encode_timer_reset()[0]
-    quadrants = sum(3 << (2 * h) for h in synrams)
-    out[offset + 1] = wire.encode_write([_B["neuron_reset"].base], [quadrants])[0]
+    out[offset] = timer_reset
+    out[offset + 1] = neuron_reset
     out[np.arange(total_packs) + np.repeat(offset + 2 - (np.cumsum(packs) - packs), packs)] = spikes
     wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + packs * (_ISSUE_CYCLES + int(wait_between_events)) + int(settle_cycles)
     out[offset + 2 + packs] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
-    for k, h in enumerate(synrams):
-        out[offset + 3 + packs + k] = wire.encode_read_block(cadc_row_address(h), 64)[0]
+    for k in range(n_syn):
+        out[offset + 3 + packs + k] = reads[k]
     if end_cookie is not None:
         out = np.concatenate((out, wire.encode_end(end_cookie)))
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _input_constants(synrams: tuple[int, ...]) -> tuple[np.ndarray, np.uint64, np.uint64, tuple[np.uint64, ...]]:
+    """Per synram set: the (128, S) label bases, and the TIMER_RESET, neuron-reset and CADC READ_BLOCK words."""
+    rows = np.arange(ROWS)
+    base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1).astype(np.uint16)
+    base.flags.writeable = False
+    quadrants = sum(3 << (2 * h) for h in synrams)
+    neuron_reset = wire.encode_write([_B["neuron_reset"].base], [quadrants])[0]
+    reads = tuple(wire.encode_read_block(cadc_row_address(h), 64)[0] for h in synrams)
+    return base, wire.encode_timer_reset()[0], neuron_reset, reads
 
 
 def cadc_row_address(synram: int, acausal: bool = False) -> int:
