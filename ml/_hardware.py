@@ -5,9 +5,9 @@ already rounded and range-checked and returns the chip's integer result. The pro
 and one chip configuration), managed by :func:`init_hardware` / :func:`release_hardware` or the :func:`hardware`
 context manager; a hardware-path call without an explicit initialisation initialises the default backend once.
 
-.. note::
-   Until the executor is wired in, :func:`run_matmul` is a **temporary ideal stand-in**: it computes the ideal chip
-   arithmetic in numpy (what the ideal emulator computes). Only this module changes when the executor is connected.
+:func:`run_matmul` builds the partitioned matmul graph (:func:`bss2.graph.matmul_graph`) and runs it on the
+process's :class:`bss2.exec.JITExecutor`, whose per-chip configuration cache keeps unchanged weights on the chip.
+The default backend is whatever ``BSS2_CONNECTION`` names, else the embedded emulator.
 """
 
 from __future__ import annotations
@@ -46,18 +46,23 @@ def is_initialized() -> bool:
 
 
 def init_hardware(connection: Any = None) -> None:
-    """Acquire the process's hardware backend (one executor, one chip configuration).
+    """Acquire the process's hardware backend (one executor, one chip configuration per chip).
 
-    :param connection: a connection object, or ``None`` for the default backend (the embedded emulator once the
-        executor is wired in). Calling it again while initialised releases the old backend first.
+    :param connection: a :class:`bss2.comm.Connection`, a sequence of them (several chips), or ``None`` for the
+        default backend (``BSS2_CONNECTION``, else the embedded emulator). Connections opened here are closed by
+        :func:`release_hardware`; connections passed in stay open. Calling it again releases the old backend first.
     """
     global _backend
+    from bss2.exec import JITExecutor
+
     with _lock:
         if _backend is not None:
             _log.info("re-initialising the hardware backend")
-        # Provisional: the executor will be created on ``connection`` here.
-        name = "ideal stand-in" if connection is None else type(connection).__name__
-        _backend = {"connection": connection, "name": name}
+            _backend["executor"].close()
+            _backend = None
+        executor = JITExecutor(connection)
+        name = ", ".join(f"{c.info.backend} chip {c.info.chip_id:#x}" for c in executor.connections)
+        _backend = {"executor": executor, "name": name}
         _log.info("hardware initialised (backend: %s)", name)
 
 
@@ -66,8 +71,14 @@ def release_hardware() -> None:
     global _backend
     with _lock:
         if _backend is not None:
+            _backend["executor"].close()
             _log.info("hardware released (backend: %s)", _backend["name"])
         _backend = None
+
+
+def executor() -> Any:
+    """The process's :class:`bss2.exec.JITExecutor` (initialising the default backend if needed)."""
+    return _ensure_initialized()["executor"]
 
 
 @contextlib.contextmanager
@@ -98,44 +109,30 @@ def _check_operands(inputs: np.ndarray, weights: np.ndarray, num_sends: int, wai
         raise OverflowError(f"run_matmul: inputs outside {INPUT_MIN}..{INPUT_MAX}")
     if weights.size and (weights.min() < WEIGHT_MIN or weights.max() > WEIGHT_MAX):
         raise OverflowError(f"run_matmul: weights outside {WEIGHT_MIN}..{WEIGHT_MAX}")
-    if int(num_sends) < 1:
-        raise ValueError(f"run_matmul: num_sends must be >= 1, got {num_sends}")
-    if int(wait_between_events) < 0:
-        raise ValueError(f"run_matmul: wait_between_events must be >= 0 (FPGA cycles), got {wait_between_events}")
+    if not 1 <= int(wait_between_events) <= 63:
+        raise ValueError(f"run_matmul: wait_between_events = {wait_between_events} is out of range [1, 63] (FPGA cycles)")
+    if not 1 <= int(num_sends) <= 255:
+        raise ValueError(f"run_matmul: num_sends = {num_sends} is out of range [1, 255]")
 
 
 def run_matmul(inputs: np.ndarray, weights: np.ndarray, num_sends: int, wait_between_events: int) -> np.ndarray:
     """Multiply on the chip.
 
-    :param inputs: (batch, N) int64, each entry in 0..31 (events per row and send).
-    :param weights: (N, M) int64, each entry in -63..63.
-    :param num_sends: how often each input vector is sent (>= 1); scales the result linearly.
-    :param wait_between_events: FPGA cycles between successive input events (>= 0).
+    :param inputs: (batch, N) integers, each entry in 0..31 (events per row and send).
+    :param weights: (N, M) integers, each entry in -63..63.
+    :param num_sends: how often each input vector is sent (1..255); scales the result linearly.
+    :param wait_between_events: FPGA cycles between successive input events (1..63).
     :returns: (batch, M) int64: the chip's result; the contraction dimension is cut into tiles of 128 rows, each
         tile's result saturates to [-128, 127], and the tiles' results are summed and saturated again.
-
-    .. warning::
-       **Temporary ideal stand-in** until the lead wires in the executor: computes, per 128-row tile,
-       ``floor(0.002 * num_sends * x @ W)`` clipped to [-128, 127], tiles summed and clipped again — exactly the
-       ideal emulator's arithmetic. ``wait_between_events`` has no effect on the ideal arithmetic.
     """
+    from bss2.graph import matmul_graph
+
     inputs = np.asarray(inputs)
     weights = np.asarray(weights)
     _check_operands(inputs, weights, num_sends, wait_between_events)
-    _ensure_initialized()
-    batch, rows = inputs.shape
-    columns = weights.shape[1]
-    tiles = max(1, -(-rows // ARRAY_ROWS))
-    padded = tiles * ARRAY_ROWS
-    # Float64 holds every partial sum exactly (|sum| <= 128 * 31 * 63 < 2**53); BLAS makes it fast.
-    x = np.zeros((batch, padded), dtype=np.float64)
-    x[:, :rows] = inputs
-    w = np.zeros((padded, columns), dtype=np.float64)
-    w[:rows] = weights
-    per_tile = np.matmul(x.reshape(batch, tiles, ARRAY_ROWS).transpose(1, 0, 2), w.reshape(tiles, ARRAY_ROWS, columns))
-    # Integer floor division: floor(0.002 * num_sends * acc) without a float rounding step at exact multiples.
-    scaled = np.floor_divide(per_tile.astype(np.int64) * int(num_sends), _IDEAL_GAIN_DENOMINATOR)
-    np.clip(scaled, OUTPUT_MIN, OUTPUT_MAX, out=scaled)
-    total = scaled.sum(axis=0)
-    np.clip(total, OUTPUT_MIN, OUTPUT_MAX, out=total)
-    return total
+    backend = _ensure_initialized()
+    if inputs.shape[0] == 0:
+        return np.zeros((0, weights.shape[1]), np.int64)
+    graph, x, y = matmul_graph(weights, num_sends=int(num_sends), wait_between_events=int(wait_between_events))
+    outputs, _ = backend["executor"].run(graph, {x: inputs})
+    return np.asarray(outputs[y], dtype=np.int64)

@@ -181,6 +181,9 @@ def test_connect_reads_the_environment(monkeypatch):
     assert [c.info.chip_id for c in connections] == [0x10, 1, 0]
     with pytest.raises(CommError, match="connect_many"):
         connect()
+    monkeypatch.setenv("BSS2_CONNECTION", "emulator:5:ideal")
+    ideal = connect()
+    assert ideal.info.chip_id == 5 and ideal.emulator.config == type(ideal.emulator.config).ideal()
     monkeypatch.setenv("BSS2_CONNECTION", "carrier-pigeon")
     with pytest.raises(CommError, match="not a known backend"):
         connect()

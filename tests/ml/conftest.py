@@ -11,6 +11,12 @@ import bss2.ml as ml
 
 
 @pytest.fixture(autouse=True)
+def _ideal_chip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hardware path runs on an ideal emulated chip, so results equal the documented arithmetic exactly."""
+    monkeypatch.setenv("BSS2_CONNECTION", "emulator:0:ideal")
+
+
+@pytest.fixture(autouse=True)
 def _clean_state() -> Iterator[None]:
     ml.set_mock_parameter(ml.MockParameter())
     torch.manual_seed(0)
