@@ -95,6 +95,10 @@ class RoutingTables:
         # PADI bus (hemisphere * 4 + bus) of the hagen driver of each FPGA label; 8 when there is none
         target = self.fpga_hagen.astype(np.int64)
         self.fpga_bus = np.where(target < 256, (target // 128) * 4 + target % 4, 8).astype(np.uint8)
+        # the same as an index type (no conversion per lookup), and the PADI bus bit of every fpga_hagen value
+        self.fpga_hagen_intp = self.fpga_hagen.astype(np.intp)
+        values = np.arange(258)
+        self.hagen_bus_bit = np.where(values < 256, 1 << ((values // 128) * 4 + values % 4), 0).astype(np.uint8)
 
     def route(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Route events given by crossbar input (0..19) and label.

@@ -1,0 +1,312 @@
+"""Recogniser and dedicated fast path for canonical hagen-mode MAC programs.
+
+A program of the form (per input vector, any number of vectors, optionally one END at the very end)::
+
+    TIMER_RESET, WRITE neuron_reset q, SPIKES * n_v, WAIT_UNTIL t_v, READ_BLOCK <CADC row r_k> 64  (k = 1..R)
+
+with the same ``q``, the same reads and one delay for every SPIKES word, on a chip whose state admits the
+closed-form hagen run (see :meth:`AnalogCore.run`), is computed here without the general decoder,
+timeline and run splitting. The physics are exactly those of :meth:`AnalogCore._hagen_run`; only the
+bookkeeping is specialised: one window per vector (from its reset to its reads), the effective
+activations accumulated per (vector, driver) straight from the 16-bit lanes of the SPIKES words in
+cache-sized chunks of vectors, one matmul per read, and the response words written into one
+preallocated array. Anything else (or any doubt) returns ``None`` and the general path runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..regmap import REGISTER_MAP
+from ..wire import Opcode, ResponseType
+from .analog import _FLOOR_TOLERANCE, CYCLES_PER_US, saturate
+
+_B = REGISTER_MAP
+_U64 = np.uint64
+_SPIKES = int(Opcode.SPIKES)
+_NEURON_RESET = _B["neuron_reset"].base
+_CADC_SAMPLES = _B["cadc_sample_quad"].base
+_CADC_CONFIG = _B["cadc_config"].base
+_CADC_CHANNEL = _B["cadc_channel_config"].base
+_BINS = 258  # per vector: drivers 0..255, 256 (no driver), 257 (not hagen / unused lanes)
+_CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
+_MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
+_BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
+_END_HEADER = int(ResponseType.END) << 56
+
+
+class _Shape:
+    """The recognised structure of a program (arrays per vector)."""
+
+    __slots__ = ("n_vectors", "reads", "rows", "read_payloads", "quadrants", "first_spike", "n_spikes", "vector_start",
+                 "vector_end", "targets", "delay", "end_cookie", "other")
+
+
+def recognise(words: np.ndarray) -> _Shape | None:
+    """The per-vector structure of a canonical hagen program, or None."""
+    n = words.size
+    if n < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
+        return None
+    op = words.view(np.uint8)[7::8]
+    other = np.flatnonzero(op != _SPIKES)
+    o_op = op[other]
+    has_end = bool(o_op[-1] == Opcode.END)
+    body = other.size - int(has_end)
+    if body < 4 or o_op[0] != Opcode.TIMER_RESET:
+        return None
+    resets = np.flatnonzero(o_op[:body] == Opcode.TIMER_RESET)
+    period = int(resets[1]) if resets.size > 1 else body
+    reads = period - 3
+    if reads < 1 or body % period:
+        return None
+    n_vectors = body // period
+    pattern = np.array([Opcode.TIMER_RESET, Opcode.WRITE, Opcode.WAIT_UNTIL] + [Opcode.READ_BLOCK] * reads, np.uint8)
+    o_op_v = o_op[:body].reshape(n_vectors, period)
+    if not (o_op_v == pattern).all():
+        return None
+    pos = other[:body].reshape(n_vectors, period)
+    # contiguity: TIMER_RESET, WRITE adjacent; WAIT and the reads adjacent; vectors back to back from word 0
+    if pos[0, 0] != 0 or not (pos[:, 1] == pos[:, 0] + 1).all():
+        return None
+    if not (np.diff(pos[:, 2:], axis=1) == 1).all() or not (pos[1:, 0] == pos[:-1, -1] + 1).all():
+        return None
+    last = int(pos[-1, -1])
+    if has_end:
+        if other[-1] != n - 1 or last != n - 2:
+            return None
+    elif last != n - 1:
+        return None
+    payload = words[other] & _MASK56
+    p = payload[:body].reshape(n_vectors, period)
+    if (p[:, 0] != 0).any():
+        return None
+    write = p[:, 1]
+    if ((write >> _U64(32)) != _NEURON_RESET).any() or not (write == write[0]).all():
+        return None
+    if ((p[:, 2] >> _U64(32)) != 0).any():
+        return None
+    read_payloads = p[0, 3:]
+    if not (p[:, 3:] == read_payloads[None, :]).all():
+        return None
+    addresses = (read_payloads >> _U64(32)).astype(np.int64)
+    if ((read_payloads & _U64(0xFFFF_FFFF)) != 64).any():
+        return None
+    rows = (addresses - _CADC_SAMPLES) // 64
+    if ((addresses - _CADC_SAMPLES) % 64 != 0).any() or (rows < 0).any() or (rows > 3).any():
+        return None
+    end_cookie = None
+    if has_end:
+        if int(payload[-1] >> _U64(32)) != 0:
+            return None
+        end_cookie = int(payload[-1] & _U64(0xFFFF_FFFF))
+    # SPIKES words: one delay throughout; partly filled words must leave their unused labels zero
+    lanes = words.view("<u2").reshape(-1, 4)
+    top = lanes[:, 3]
+    partial = np.flatnonzero((top & np.uint16(3)) != 3)
+    partial = partial[op[partial] == _SPIKES]
+    if partial.size:
+        count = top[partial] & np.uint16(3)
+        bad = (count == 0) | ((count < 2) & (lanes[partial, 1] != 0)) | ((count < 3) & (lanes[partial, 0] != 0))
+        if bad.any():
+            return None
+    n_spikes = pos[:, 2] - pos[:, 1] - 1
+    delay = 0
+    if n_spikes.any():
+        first_spike = int(pos[np.flatnonzero(n_spikes)[0], 1] + 1)
+        reference = int(top[first_spike]) | 3
+        probe = top | np.uint16(3)
+        probe[other] = reference
+        if probe.min() != reference or probe.max() != reference:
+            return None
+        delay = (reference >> 2) & 63
+    shape = _Shape()
+    shape.n_vectors = n_vectors
+    shape.reads = reads
+    shape.rows = rows
+    shape.read_payloads = read_payloads
+    shape.quadrants = int(write[0]) & 0xF
+    shape.first_spike = pos[:, 1] + 1
+    shape.n_spikes = n_spikes
+    shape.vector_start = pos[:, 0]
+    shape.vector_end = pos[:, -1] + 1
+    shape.targets = (p[:, 2] & _U64(0xFFFF_FFFF)).astype(np.float64)
+    shape.delay = delay
+    shape.end_cookie = end_cookie
+    shape.other = other
+    return shape
+
+
+def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
+    """Responses of a canonical hagen program, or None when the general path must run."""
+    shape = recognise(words)
+    if shape is None:
+        return None
+    core = emulator.core
+    memory = emulator.memory
+    cfg = emulator.config
+    rows = shape.rows
+    hemispheres = rows // 2
+    # every read hemisphere is reset (both quadrants) before each vector
+    for h in np.unique(hemispheres).tolist():
+        if (shape.quadrants >> (2 * h)) & 3 != 3:
+            return None
+    # chip state that the closed form needs (as in AnalogCore.run's hot path)
+    bg = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].reshape(8, 3)
+    if (bg[:, 0] & 1).any() or core.madc_active:
+        return None
+    if int(memory[_B["crossbar_output_config"].base]) & 0xFFF:
+        return None
+
+    # timeline (model cycles), per vector
+    ic = float(cfg.instruction_cycles)
+    rc = float(cfg.neuron_reset_cycles)
+    cadc_cfg = memory[_CADC_CONFIG + np.arange(2)].astype(np.int64)
+    conv = ic + cfg.cadc_conversion_cycles + ((cadc_cfg[hemispheres] >> 8) & 0xFF) + ((cadc_cfg[hemispheres] >> 16) & 0xFF)
+    read_offset = np.concatenate(([0.0], np.cumsum(conv)[:-1]))
+    step = ic + shape.delay
+    t0 = emulator.time
+    pre = 2 * ic + rc
+    first_read = np.maximum(pre + shape.n_spikes * step + ic, shape.targets)  # relative to the vector's start
+    length = first_read + float(conv.sum())
+    vector_time = t0 + np.concatenate(([0.0], np.cumsum(length)[:-1]))
+    end_time = t0 + float(length.sum()) + (ic if shape.end_cookie is not None else 0.0)
+    t_read0 = vector_time + first_read
+
+    params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
+    tables = core.routing(memory)
+    if tables.any_multiple or tables.any_fpga_recorded or not core._linear_neurons(params, np.ones(2, bool)):
+        return None
+    rate_all, target_all = core._relaxation(params)
+    drift = target_all - params.v_reset  # zero unless a (non-receiving) neuron leaks towards another level
+    if np.any(drift != 0.0):
+        return None
+    dead = cfg.padi_dead_cycles
+    if dead > 0 and step < dead and shape.n_spikes.max() > 1:
+        return None
+
+    # effective activation per (vector, driver), decayed by the parasitic leak to the vector's first read
+    rate = core.parasitic_rate
+    if rate > 0 and step * rate * float((shape.vector_end - shape.vector_start).max()) * _CHUNK > 60.0:
+        return None  # chunk-relative leak factors would leave float32 range
+    effective = _accumulate(core, words, shape, tables, step, dead > 0)
+    if effective is None:
+        return None
+    # quadrants that are never reset: they may only relax (no input), else the general path integrates them
+    for h in (0, 1):
+        if (shape.quadrants >> (2 * h)) & 3 != 3 and effective[:, 128 * h : 128 * (h + 1)].any():
+            return None
+    if rate > 0:
+        # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
+        # exp((i - a) * step * rate) was applied per word (a: first word of the chunk), the rest per vector
+        chunk_start = shape.vector_start[(np.arange(shape.n_vectors) // _CHUNK) * _CHUNK]
+        t_first = vector_time + pre + shape.delay
+        exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
+        effective *= np.exp(exponent).astype(np.float32)[:, None]
+
+    weights = core.hagen_weights(memory, params)
+    n_v, n_r = shape.n_vectors, shape.reads
+    has_end = shape.end_cookie is not None
+    out = np.empty(n_v * n_r * 33 + int(has_end), dtype=_U64)
+    body = out[: n_v * n_r * 33].reshape(n_v, n_r, 33)
+    samples_u8 = body.view(np.uint8).reshape(n_v, n_r, 264)
+    v_reset = params.v_reset.reshape(2, 256).astype(np.float32)
+    knee = core.pattern.knee.reshape(2, 256)
+    offsets = memory[_CADC_CHANNEL : _CADC_CHANNEL + 1024].astype(np.uint8).view(np.int8).reshape(4, 256).astype(np.float32)
+    for k in range(n_r):  # one matmul per read
+        row, h = int(rows[k]), int(hemispheres[k])
+        body[:, k, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads[k]
+        if not memory[_CADC_CONFIG + h] & 1:
+            samples_u8[:, k, 8:] = 0
+        else:
+            w = weights[h]
+            if rate > 0 and read_offset[k] > 0:
+                w = w * np.float32(math.exp(-read_offset[k] * rate))
+            swing = effective[:, 128 * h : 128 * (h + 1)] @ w
+            swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
+            if cfg.noise_lsb > 0:
+                swing += core.noise.normal(swing.shape, cfg.noise_lsb)
+            swing += offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
+            np.clip(swing, 0.0, 255.0, out=swing)
+            samples_u8[:, k, 8:] = swing
+        memory[_CADC_SAMPLES + 64 * row : _CADC_SAMPLES + 64 * (row + 1)] = samples_u8[-1, k, 8:].copy().view("<u4")
+    if has_end:
+        out[-1] = _U64(_END_HEADER | shape.end_cookie)
+
+    # final membranes (the window after the last reads), then the clock
+    for q in range(4):
+        h, half = q // 2, q % 2
+        j = slice(128 * q, 128 * (q + 1))
+        if (shape.quadrants >> q) & 1:
+            charge = effective[-1, 128 * h : 128 * (h + 1)] @ weights[h][:, 128 * half : 128 * (half + 1)]
+            if rate > 0:
+                charge *= np.float32(math.exp(-(end_time - t_read0[-1]) * rate))
+            core.v[j] = params.v_reset[j] + charge.astype(np.float64)
+        else:  # relaxation of the stored membrane
+            f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * rate_all[j])
+            v_start = core.v[j]
+            core.v[j] = v_start + (target_all[j] - v_start) * (1.0 - f)
+    core.w_adapt *= np.exp(-(end_time - core.t_state) / (params.tau_adaptation_us * CYCLES_PER_US))
+    core.t_state = end_time
+    emulator.timer_zero = float(vector_time[-1])
+    emulator.time = end_time
+    core.settle_to(end_time)
+    return out
+
+
+def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool) -> np.ndarray | None:
+    """(n_vectors, 258) float32: activation per (vector, driver), each event weighted by the chunk-relative
+    leak factor exp((i - a) * step * rate) of its word i (a: the chunk's first word)."""
+    n_v = shape.n_vectors
+    lanes = words.view("<u2").reshape(-1, 4)
+    table = tables.fpga_hagen_intp
+    effective = np.zeros((n_v, _BINS), np.float32)
+    rate = core.parasitic_rate
+    period = shape.reads + 3
+    other_pos = shape.other[: n_v * period].reshape(n_v, period)
+    lengths = shape.vector_end - shape.vector_start
+    bus_bit = tables.hagen_bus_bit if check_buses else None
+    for c0 in range(0, n_v, _CHUNK):  # one pass per chunk of vectors
+        c1 = min(n_v, c0 + _CHUNK)
+        a, b = int(shape.vector_start[c0]), int(shape.vector_end[c1 - 1])
+        base = np.repeat(np.arange(c1 - c0, dtype=np.intp) * _BINS, lengths[c0:c1])
+        rel_other = other_pos[c0:c1].reshape(-1) - a
+        flat = effective[c0:c1].reshape(-1)
+        leak = np.exp(np.arange(b - a) * (step * rate)).astype(np.float32) if rate > 0 else None
+        masks = []
+        for j in range(3):  # the three label lanes of a SPIKES word
+            labels = lanes[a:b, j]
+            driver = np.take(table, labels)
+            if driver.max() >= 257 and not _lane_ok(driver, lanes[a:b, 3], j, rel_other):
+                return None
+            if bus_bit is not None:
+                m = np.take(bus_bit, driver)
+                m[rel_other] = 0
+                masks.append(m)
+            driver += base
+            act = np.bitwise_and(labels, np.uint16(31)).astype(np.float32)
+            act[rel_other] = 0.0
+            if leak is not None:
+                act *= leak
+            np.add.at(flat, driver, act)
+        if masks:
+            # two labels of one word on one PADI bus may collide: the general path draws the losses
+            unused = np.flatnonzero((lanes[a:b, 3] & np.uint16(3)) != 3)
+            for j in range(3):
+                m = masks[j]
+                m[unused[(lanes[a + unused, 3] & np.uint16(3)) <= 2 - j]] = 0
+            if ((masks[0] & masks[1]) | (masks[0] & masks[2]) | (masks[1] & masks[2])).any():
+                return None
+    return effective
+
+
+def _lane_ok(driver: np.ndarray, top: np.ndarray, lane: int, rel_other: np.ndarray) -> bool:
+    """Whether no used label of this lane reaches a driver that is not in hagen mode (or several)."""
+    bad = np.flatnonzero(driver >= 257)
+    if bad.size == 0:
+        return True
+    is_other = np.zeros(driver.size, bool)
+    is_other[rel_other] = True
+    used = (top[bad] & np.uint16(3)) > 2 - lane
+    return not (used & ~is_other[bad]).any()

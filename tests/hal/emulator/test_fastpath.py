@@ -1,0 +1,89 @@
+"""The dedicated hagen fast path computes what the general path computes (same physics, same responses)."""
+
+import numpy as np
+import pytest
+
+from bss2.hal import hagen, wire
+from bss2.hal.emulator import Emulator, EmulatorConfig
+from bss2.hal.emulator.fastpath import recognise
+
+
+def pair(config, weights, programs, seed=1):
+    """Responses and final state of the same programs with and without the fast path."""
+    results = []
+    for fast in (True, False):
+        emulator = Emulator(seed=seed, config=config)
+        emulator.fast_path = fast
+        emulator.execute(hagen.hagen_config_words(weights))
+        responses = [emulator.execute(p) for p in programs]
+        results.append((responses, emulator))
+    return results
+
+
+def inputs(rng, batch, sparse=False):
+    x = {h: rng.integers(0, 32, (batch, 128)) for h in (0, 1)}
+    if sparse:
+        for h in (0, 1):
+            x[h][rng.random((batch, 128)) < 0.7] = 0
+        x[0][:3] = 0
+    return x
+
+
+@pytest.fixture(scope="module")
+def weights():
+    rng = np.random.default_rng(5)
+    return {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig.ideal(), EmulatorConfig.default().evolve(noise_lsb=0.0)], ids=["ideal", "noiseless"])
+def test_fast_path_matches_general_path_exactly(config, weights):
+    rng = np.random.default_rng(0)
+    x = inputs(rng, 700)
+    xs = inputs(rng, 40, sparse=True)
+    programs = [
+        hagen.hagen_input_words(x, end_cookie=3),
+        hagen.hagen_input_words(xs),
+        hagen.hagen_input_words({0: x[0][:50]}, num_sends=2, end_cookie=4),
+        hagen.hagen_input_words({1: xs[1]}, wait_between_events=9),
+        hagen.hagen_input_words(x, end_cookie=5),  # again: state carried over from the programs before
+    ]
+    assert all(recognise(p) is not None for p in programs)
+    (fast, a), (general, b) = pair(config, weights, programs)
+    for f, g in zip(fast, general):
+        np.testing.assert_array_equal(f, g)
+    assert a.time == b.time and a.timer_zero == b.timer_zero and a.core.t_state == b.core.t_state
+    assert a.last_timing == b.last_timing
+    np.testing.assert_array_equal(a.memory, b.memory)
+    np.testing.assert_allclose(a.core.v, b.core.v, atol=1e-3)
+
+
+def test_fast_path_noise_has_the_documented_statistics(weights):
+    rng = np.random.default_rng(1)
+    x = inputs(rng, 400)
+    program = hagen.hagen_input_words(x, end_cookie=1)
+    (fast, _), (general, _) = pair(EmulatorConfig.default(), weights, [program, program])
+    yf = [hagen.decode_hagen_responses(r, (0, 1), 400) for r in fast]
+    yg = [hagen.decode_hagen_responses(r, (0, 1), 400) for r in general]
+    for h in (0, 1):
+        fresh = yf[0][h].astype(np.float64) - yf[1][h]
+        assert abs(fresh.mean()) < 0.05
+        assert 2.5 < fresh.std() < 3.2  # two independent draws of 2 LSB noise (plus quantisation)
+        assert abs(yf[0][h].astype(np.float64).mean() - yg[0][h].mean()) < 0.05
+
+
+def test_other_programs_are_left_to_the_general_path(weights):
+    rng = np.random.default_rng(2)
+    x = inputs(rng, 5)
+    words = hagen.hagen_input_words(x, end_cookie=1)
+    assert recognise(words) is not None
+    malformed = words.copy()
+    spikes = np.flatnonzero((words >> np.uint64(56)) == wire.Opcode.SPIKES)
+    malformed[spikes[3]] &= ~np.uint64(3 << 48)  # count 0
+    mixed_delays = words.copy()
+    mixed_delays[spikes[4]] |= np.uint64(7 << 50)
+    extra = np.concatenate((words[:-1], wire.encode_read([0]), words[-1:]))
+    for variant in (malformed, extra):
+        (fast, _), (general, _) = pair(EmulatorConfig.ideal(), weights, [variant])
+        np.testing.assert_array_equal(fast[0], general[0])
+    assert recognise(mixed_delays) is None and recognise(extra) is None
+    assert recognise(words.astype(np.int64)) is None
