@@ -931,3 +931,88 @@ class Concatenation(Transformation):
 
     def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
         return concatenate(*inputs)
+
+
+@_register
+@attrs.frozen(slots=True)
+class Unfold(Transformation):
+    """Per-sample gather into several rows: the input unfolding of a convolution.
+
+    Input: (batch, ``size``) of memory ``type``; ``indices`` (positions, features) index into one sample
+    (``-1`` = zero padding). Output: (batch * positions, features), row ``b * positions + p`` holding
+    ``sample_b[indices[p]]`` — every output position becomes one row of the next matmul's batch.
+    """
+
+    type: ConnectionType = attrs.field(converter=ConnectionType)
+    size: int
+    indices: np.ndarray = _array_field(np.int64, 2)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.type.is_memory:
+            raise GraphValueError(f"Unfold.type = {self.type.value} is not a Data* memory type")
+        _check_range("size", self.size, 1, 2**31 - 1, "Unfold")
+        if self.indices.size == 0:
+            raise GraphValueError("Unfold.indices must not be empty")
+        _check_range("indices", self.indices, -1, self.size - 1, "Unfold")
+
+    def arity(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def input_port(self, index: int) -> Port:
+        return _one(_port(self.type, self.size), self, index)
+
+    def output_port(self) -> Port:
+        return _port(self.type, int(self.indices.shape[1]))
+
+    def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
+        x = np.asarray(inputs[0])
+        padded = np.concatenate([x, np.zeros((x.shape[0], 1), dtype=x.dtype)], axis=1)
+        gathered = padded[:, np.where(self.indices < 0, x.shape[1], self.indices)]
+        return gathered.reshape(-1, self.indices.shape[1])
+
+
+def channel_major(channels: int, positions: int) -> np.ndarray:
+    """The :class:`Fold` index map flattening (positions, channels) rows as (channels, positions)."""
+    c, p = np.meshgrid(np.arange(channels), np.arange(positions), indexing="ij")
+    return (p * channels + c).reshape(-1)
+
+
+@_register
+@attrs.frozen(slots=True)
+class Fold(Transformation):
+    """Rows back into samples: the regrouping after an unfolded matmul.
+
+    Input: (batch * ``positions``, ``channels``) of memory ``type``. The ``positions`` rows of one sample
+    form a (positions, channels) block; the output row of the sample is ``block.flat[indices]`` (shape
+    (batch, len(indices))). :func:`channel_major` gives the map of a plain convolution, whose output
+    flattens as (channels, positions).
+    """
+
+    type: ConnectionType = attrs.field(converter=ConnectionType)
+    channels: int
+    positions: int
+    indices: np.ndarray = _array_field(np.int64, 1)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.type.is_memory:
+            raise GraphValueError(f"Fold.type = {self.type.value} is not a Data* memory type")
+        _check_range("channels", self.channels, 1, 2**31 - 1, "Fold")
+        _check_range("positions", self.positions, 1, 2**31 - 1, "Fold")
+        if self.indices.size == 0:
+            raise GraphValueError("Fold.indices must not be empty")
+        _check_range("indices", self.indices, 0, self.channels * self.positions - 1, "Fold")
+
+    def arity(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def input_port(self, index: int) -> Port:
+        return _one(_port(self.type, self.channels), self, index)
+
+    def output_port(self) -> Port:
+        return _port(self.type, int(self.indices.size))
+
+    def evaluate(self, *inputs: np.ndarray) -> np.ndarray:
+        x = np.asarray(inputs[0])
+        if x.shape[0] % self.positions:
+            raise GraphValueError(f"Fold: {x.shape[0]} rows are not a multiple of {self.positions} positions")
+        return x.reshape(-1, self.positions * self.channels)[:, self.indices]

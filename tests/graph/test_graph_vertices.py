@@ -280,3 +280,24 @@ class TestMoreInputRules:
         graph = builder.build()
         assert graph.inputs_of_graph() == (x,)
         assert graph.outputs_of_graph() == (r,)
+
+
+def test_unfold_and_fold_reproduce_a_convolution_layout():
+    from bss2.graph import Fold, GraphValueError, Unfold, channel_major, ops
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 32, (3, 2, 10))
+    indices = ops.unfold_indices_1d(2, 10, 4, stride=2)
+    unfold = Unfold("DataUInt5", 20, indices)
+    rows = unfold.evaluate(x.reshape(3, 20))
+    assert np.array_equal(rows, ops.apply_unfold(x, indices))
+    weight = rng.integers(-5, 6, (5, 2, 4))
+    out = rows @ ops.conv_weight_matrix(weight)  # (batch * positions, channels)
+    fold = Fold("DataInt8", 5, indices.shape[0], channel_major(5, indices.shape[0]))
+    folded = fold.evaluate(out)
+    reference = np.einsum("bcpk,ock->bop", np.lib.stride_tricks.sliding_window_view(x, 4, axis=2)[:, :, ::2], weight)
+    assert np.array_equal(folded, reference.reshape(3, -1))
+    with pytest.raises(GraphValueError):
+        Unfold("DataUInt5", 20, indices + 20)
+    with pytest.raises(GraphValueError):
+        Fold("UInt5", 5, 2, [0])
