@@ -190,7 +190,9 @@ class NoiseSource:
         table = self._scaled.get(std)
         if table is None:
             table = self._scaled[std] = (_normal_table() * np.float32(std)).astype(np.float32)
-        index = self.rng.integers(0, 65536, size=shape, dtype=np.uint16)
+        n = math.prod(shape)
+        # 64 random bits give four table indices
+        index = self.rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
         return np.take(table, index)
 
 
@@ -237,7 +239,7 @@ def saturate(swing: np.ndarray, knee: np.ndarray, span: float) -> np.ndarray:
     beyond = np.flatnonzero((np.abs(swing) > lowest_knee).reshape(-1))
     flat = swing.reshape(-1)
     values = flat[beyond]
-    column_knee = np.broadcast_to(knee, swing.shape).reshape(-1)[beyond]
+    column_knee = knee[beyond % knee.size] if knee.ndim == 1 and swing.shape[-1] == knee.size else np.broadcast_to(knee, swing.shape).reshape(-1)[beyond]
     excess = np.maximum(np.abs(values) - column_knee, 0.0)
     flat[beyond] = values - np.copysign(excess * excess / (span + excess), values)
     return swing

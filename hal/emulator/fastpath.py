@@ -16,6 +16,7 @@ preallocated array. Anything else (or any doubt) returns ``None`` and the genera
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -32,9 +33,24 @@ _CADC_CONFIG = _B["cadc_config"].base
 _CADC_CHANNEL = _B["cadc_channel_config"].base
 _BINS = 258  # per vector: drivers 0..255, 256 (no driver), 257 (not hagen / unused lanes)
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
+_READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
+
+
+# optional per-pass CPU-time breakdown (tests/benchmarks/emulator.py --breakdown): name -> seconds
+timers: dict[str, float] | None = None
+_last = [0.0]
+
+
+def _mark(name: str | None) -> None:
+    if timers is None:
+        return
+    now = time.thread_time()
+    if name is not None:
+        timers[name] = timers.get(name, 0.0) + now - _last[0]
+    _last[0] = now
 
 
 class _Shape:
@@ -49,9 +65,12 @@ def recognise(words: np.ndarray) -> _Shape | None:
     n = words.size
     if n < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
         return None
-    op = words.view(np.uint8)[7::8]
-    other = np.flatnonzero(op != _SPIKES)
-    o_op = op[other]
+    lanes = words.view("<u2").reshape(-1, 4)
+    top = np.ascontiguousarray(lanes[:, 3])  # opcode, and of SPIKES words delay and count
+    other = np.flatnonzero((top >> np.uint16(8)) != _SPIKES)
+    if other.size == 0:
+        return None
+    o_op = (top[other] >> np.uint16(8)).astype(np.uint8)
     has_end = bool(o_op[-1] == Opcode.END)
     body = other.size - int(has_end)
     if body < 4 or o_op[0] != Opcode.TIMER_RESET:
@@ -102,25 +121,23 @@ def recognise(words: np.ndarray) -> _Shape | None:
             return None
         end_cookie = int(payload[-1] & _U64(0xFFFF_FFFF))
     # SPIKES words: one delay throughout; partly filled words must leave their unused labels zero
-    lanes = words.view("<u2").reshape(-1, 4)
-    top = lanes[:, 3]
-    partial = np.flatnonzero((top & np.uint16(3)) != 3)
-    partial = partial[op[partial] == _SPIKES]
-    if partial.size:
-        count = top[partial] & np.uint16(3)
-        bad = (count == 0) | ((count < 2) & (lanes[partial, 1] != 0)) | ((count < 3) & (lanes[partial, 0] != 0))
-        if bad.any():
-            return None
     n_spikes = pos[:, 2] - pos[:, 1] - 1
     delay = 0
     if n_spikes.any():
         first_spike = int(pos[np.flatnonzero(n_spikes)[0], 1] + 1)
         reference = int(top[first_spike]) | 3
         probe = top | np.uint16(3)
-        probe[other] = reference
-        if probe.min() != reference or probe.max() != reference:
+        # every other word differs from the reference in its opcode
+        if np.count_nonzero(probe != reference) != other.size:
             return None
         delay = (reference >> 2) & 63
+        partial = np.flatnonzero(probe != top)
+        if partial.size:
+            partial = partial[(top[partial] >> np.uint16(8)) == _SPIKES]
+            count = top[partial] & np.uint16(3)
+            bad = (count == 0) | ((count < 2) & (lanes[partial, 1] != 0)) | ((count < 3) & (lanes[partial, 0] != 0))
+            if bad.any():
+                return None
     shape = _Shape()
     shape.n_vectors = n_vectors
     shape.reads = reads
@@ -140,7 +157,9 @@ def recognise(words: np.ndarray) -> _Shape | None:
 
 def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     """Responses of a canonical hagen program, or None when the general path must run."""
+    _mark(None)
     shape = recognise(words)
+    _mark("recognise")
     if shape is None:
         return None
     core = emulator.core
@@ -190,6 +209,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     rate = core.parasitic_rate
     if rate > 0 and step * rate * float((shape.vector_end - shape.vector_start).max()) * _CHUNK > 60.0:
         return None  # chunk-relative leak factors would leave float32 range
+    _mark("state checks, timeline")
     effective = _accumulate(core, words, shape, tables, step, dead > 0)
     if effective is None:
         return None
@@ -205,6 +225,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
         effective *= np.exp(exponent).astype(np.float32)[:, None]
 
+    _mark("leak per vector")
     weights = core.hagen_weights(memory, params)
     n_v, n_r = shape.n_vectors, shape.reads
     has_end = shape.end_cookie is not None
@@ -214,26 +235,43 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     v_reset = params.v_reset.reshape(2, 256).astype(np.float32)
     knee = core.pattern.knee.reshape(2, 256)
     offsets = memory[_CADC_CHANNEL : _CADC_CHANNEL + 1024].astype(np.uint8).view(np.int8).reshape(4, 256).astype(np.float32)
-    for k in range(n_r):  # one matmul per read
-        row, h = int(rows[k]), int(hemispheres[k])
+    for k in range(n_r):
         body[:, k, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads[k]
-        if not memory[_CADC_CONFIG + h] & 1:
+    enabled = [bool(memory[_CADC_CONFIG + int(h)] & 1) for h in hemispheres]
+    reads = []
+    for k in range(n_r):  # per read: its weights (with the leak between the reads) and its baseline
+        row, h = int(rows[k]), int(hemispheres[k])
+        w = weights[h]
+        if rate > 0 and read_offset[k] > 0:
+            w = w * np.float32(math.exp(-read_offset[k] * rate))
+        baseline = offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
+        reads.append((k, h, w, baseline))
+        if not enabled[k]:
             samples_u8[:, k, 8:] = 0
-        else:
-            w = weights[h]
-            if rate > 0 and read_offset[k] > 0:
-                w = w * np.float32(math.exp(-read_offset[k] * rate))
-            swing = effective[:, 128 * h : 128 * (h + 1)] @ w
+    for c0 in range(0, n_v, _READ_CHUNK):  # one matmul per read and chunk of vectors (cache-sized)
+        c1 = min(n_v, c0 + _READ_CHUNK)
+        for k, h, w, baseline in reads:
+            if not enabled[k]:
+                continue
+            _mark(None)
+            swing = effective[c0:c1, 128 * h : 128 * (h + 1)] @ w
+            _mark("matmul")
             swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
+            _mark("saturation")
             if cfg.noise_lsb > 0:
                 swing += core.noise.normal(swing.shape, cfg.noise_lsb)
-            swing += offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
+                _mark("noise")
+            swing += baseline
             np.clip(swing, 0.0, 255.0, out=swing)
-            samples_u8[:, k, 8:] = swing
+            samples_u8[c0:c1, k, 8:] = swing
+            _mark("offsets, clip, quantise")
+    for k in range(n_r):  # the latest conversion of each row stays readable
+        row = int(rows[k])
         memory[_CADC_SAMPLES + 64 * row : _CADC_SAMPLES + 64 * (row + 1)] = samples_u8[-1, k, 8:].copy().view("<u4")
     if has_end:
         out[-1] = _U64(_END_HEADER | shape.end_cookie)
 
+    _mark(None)
     # final membranes (the window after the last reads), then the clock
     for q in range(4):
         h, half = q // 2, q % 2
@@ -252,6 +290,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     emulator.timer_zero = float(vector_time[-1])
     emulator.time = end_time
     core.settle_to(end_time)
+    _mark("final state, clock")
     return out
 
 
@@ -270,26 +309,33 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
     for c0 in range(0, n_v, _CHUNK):  # one pass per chunk of vectors
         c1 = min(n_v, c0 + _CHUNK)
         a, b = int(shape.vector_start[c0]), int(shape.vector_end[c1 - 1])
+        _mark(None)
         base = np.repeat(np.arange(c1 - c0, dtype=np.intp) * _BINS, lengths[c0:c1])
         rel_other = other_pos[c0:c1].reshape(-1) - a
         flat = effective[c0:c1].reshape(-1)
-        leak = np.exp(np.arange(b - a) * (step * rate)).astype(np.float32) if rate > 0 else None
+        leak = _leak_table(step * rate, b - a) if rate > 0 else None
+        _mark("window index, leak table")
         masks = []
         for j in range(3):  # the three label lanes of a SPIKES word
             labels = lanes[a:b, j]
             driver = np.take(table, labels)
+            _mark("driver lookup")
             if driver.max() >= 257 and not _lane_ok(driver, lanes[a:b, 3], j, rel_other):
                 return None
             if bus_bit is not None:
                 m = np.take(bus_bit, driver)
                 m[rel_other] = 0
                 masks.append(m)
+            _mark("bus check")
             driver += base
             act = np.bitwise_and(labels, np.uint16(31)).astype(np.float32)
             act[rel_other] = 0.0
+            _mark("activation")
             if leak is not None:
                 act *= leak
+                _mark("leak per event")
             np.add.at(flat, driver, act)
+            _mark("add.at")
         if masks:
             # two labels of one word on one PADI bus may collide: the general path draws the losses
             unused = np.flatnonzero((lanes[a:b, 3] & np.uint16(3)) != 3)
@@ -298,7 +344,21 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
                 m[unused[(lanes[a + unused, 3] & np.uint16(3)) <= 2 - j]] = 0
             if ((masks[0] & masks[1]) | (masks[0] & masks[2]) | (masks[1] & masks[2])).any():
                 return None
+    _mark("bus check")
     return effective
+
+
+_LEAK_TABLES: dict[float, np.ndarray] = {}
+
+
+def _leak_table(exponent: float, n: int) -> np.ndarray:
+    """exp(k * exponent) for k = 0..n-1 (float32), cached per exponent."""
+    table = _LEAK_TABLES.get(exponent)
+    if table is None or table.size < n:
+        if len(_LEAK_TABLES) > 16:
+            _LEAK_TABLES.clear()
+        table = _LEAK_TABLES[exponent] = np.exp(np.arange(max(n, 32768)) * exponent).astype(np.float32)
+    return table[:n]
 
 
 def _lane_ok(driver: np.ndarray, top: np.ndarray, lane: int, rel_other: np.ndarray) -> bool:

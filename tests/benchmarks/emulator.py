@@ -7,20 +7,25 @@ Usage::
 MAC: a full-chip program (both synrams, signed 128 x 256 tiles, batch 2000, num_sends 1) executed by
 ``Emulator.execute`` (instruction decoding included); emulated multiply-accumulates per second
 (2 x batch x 128 x 256 per wall second) and the ratio to a plain numpy float32 matmul of the same shapes,
-measured in the same run. Spiking: wall time to emulate 1 ms of chip time for 512 LIF neurons with
-256 x 512 active synapses and 100,000 input events. Prints a table; ``--json`` writes the figures.
+measured in the same run (best of ``--repeat``; the machine may be shared, so compare best-of figures of
+interleaved runs). The BLAS thread setting (``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, "default" when
+unset) is printed with the figures: run once with ``OPENBLAS_NUM_THREADS=1`` and once without.
+``--breakdown`` adds the CPU time per pass of the hagen fast path (:mod:`bss2.hal.emulator.fastpath`).
+Spiking: wall time to emulate 1 ms of chip time for 512 LIF neurons with 256 x 512 active synapses and
+100,000 input events. Prints a table; ``--json`` writes the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 
 from bss2.hal import hagen, wire
-from bss2.hal.emulator import Emulator, EmulatorConfig
+from bss2.hal.emulator import Emulator, EmulatorConfig, fastpath
 from bss2.hal.regmap import REGISTER_MAP
 
 
@@ -33,7 +38,30 @@ def best_of(repeat: int, function) -> float:
     return min(times)
 
 
-def mac_benchmark(batch: int, repeat: int, config: EmulatorConfig) -> dict[str, float]:
+def blas_threads() -> str:
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(name):
+            return f"{name}={os.environ[name]}"
+    return f"default (unset; {os.cpu_count()} CPUs)"
+
+
+def pass_breakdown(emulator: Emulator, words: np.ndarray, repeat: int) -> dict[str, float]:
+    """Best-of CPU seconds per pass of the fast path (the minimum of each pass over the repetitions)."""
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        fastpath.timers = {}
+        start = time.thread_time()
+        emulator.execute(words)
+        total = time.thread_time() - start
+        timers, fastpath.timers = fastpath.timers, None
+        timers["other (Python, calls)"] = total - sum(timers.values())
+        timers["total (CPU)"] = total
+        for name, value in timers.items():
+            best[name] = min(best.get(name, np.inf), value)
+    return best
+
+
+def mac_benchmark(batch: int, repeat: int, config: EmulatorConfig, breakdown: bool = False) -> dict[str, float]:
     rng = np.random.default_rng(0)
     weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
     x = {h: rng.integers(0, 32, (batch, 128)) for h in (0, 1)}
@@ -52,7 +80,10 @@ def mac_benchmark(batch: int, repeat: int, config: EmulatorConfig) -> dict[str, 
     b = {h: weights[h].astype(np.float32) for h in (0, 1)}
     matmul_s = best_of(repeat * 3, lambda: [a[h] @ b[h] for h in (0, 1)])
     macs = 2 * batch * 128 * 256
+    passes = pass_breakdown(emulator, words, repeat) if breakdown else {}
     return {
+        "blas_threads": blas_threads(),
+        "passes_s": passes,
         "batch": batch,
         "instruction_words": int(words.size),
         "encode_s": encode_s,
@@ -136,13 +167,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--quick", action="store_true", help="small sizes, finishes in a few seconds (CI)")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions; the best time counts")
+    parser.add_argument("--breakdown", action="store_true", help="CPU time per pass of the hagen fast path")
     args = parser.parse_args(argv)
     batch, events, duration, repeat = (200, 10_000, 12_500, 2) if args.quick else (2000, 100_000, 125_000, args.repeat)
     results = {
-        "mac_default": mac_benchmark(batch, repeat, EmulatorConfig.default()),
-        "mac_ideal": mac_benchmark(batch, repeat, EmulatorConfig.ideal()),
+        "mac_default": mac_benchmark(batch, repeat, EmulatorConfig.default(), args.breakdown),
+        "mac_ideal": mac_benchmark(batch, repeat, EmulatorConfig.ideal(), args.breakdown),
         "spiking": spiking_benchmark(events, duration, max(1, repeat // 2)),
     }
+    print(f"BLAS threads: {results['mac_ideal']['blas_threads']}")
     print(f"{'benchmark':<14} {'figure':<22} {'value':>14}")
     for name in ("mac_default", "mac_ideal"):
         r = results[name]
@@ -154,6 +187,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         print(f"{'':<14} {'encode [ms]':<22} {1e3 * r['encode_s']:>14.2f}")
         print(f"{'':<14} {'decode [ms]':<22} {1e3 * r['decode_s']:>14.2f}")
         print(f"{'':<14} {'hardware time [ms]':<22} {1e3 * r['hardware_time_s']:>14.3f}")
+        for name, seconds in r["passes_s"].items():
+            print(f"{'':<14} {'  ' + name + ' [ms]':<34} {1e3 * seconds:>8.3f}")
     s = results["spiking"]
     print(f"{'spiking':<14} {'chip time [ms]':<22} {1e3 * s['chip_time_s']:>14.3f}")
     print(f"{'':<14} {'input events':<22} {s['input_events']:>14d}")
