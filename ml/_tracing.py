@@ -234,22 +234,145 @@ def _replay_op(op: TracedOp, args: list[np.ndarray]) -> np.ndarray:
     raise ValueError(f"replay: unknown op kind {kind!r}")
 
 
+@attrs.frozen
+class CompiledTrace:
+    """The graph of a trace's leading hardware-expressible ops (run in one executor call) and the rest.
+
+    ``nodes`` maps trace node ids to ``(descriptor, per-sample shape)`` of the graph; ``rest`` is the index
+    of the first op left to the host (float-only ops such as bias or averaging), ``len(ops)`` if none.
+    """
+
+    graph: Any
+    input_descriptor: int
+    nodes: dict[int, tuple[int, tuple[int, ...]]]
+    rest: int
+
+
+_compiled: dict[int, tuple[Trace, CompiledTrace | None]] = {}
+
+
+def _compile(trace: Trace) -> CompiledTrace | None:
+    """Translate the longest graph-expressible prefix of ``trace`` into one signal-flow graph.
+
+    Hardware ops become partitioned matmuls (convolutions with :class:`~bss2.graph.Unfold` /
+    :class:`~bss2.graph.Fold` around them), relu / converting_relu / add / argmax their host
+    transformations. Returns None when not even the first op can be expressed.
+    """
+    from bss2.graph import ArgMax, ConvertingReLU, Fold, GraphBuilder, ReLU, Unfold, channel_major, ops
+    from bss2.graph.ports import ConnectionType as CT
+    from bss2.graph.vertices import Addition, ExternalInput
+
+    builder = GraphBuilder()
+    size = int(np.prod(trace.input_shape))
+    x = builder.add(ExternalInput(CT.DataUInt5, size, "input"), execution_instance=builder.new_execution_instance())
+    nodes: dict[int, tuple[int, tuple[int, ...]]] = {0: (x, tuple(trace.input_shape))}
+    kinds: dict[int, str] = {0: "DataUInt5"}
+
+    def host(vertex: Any, inputs: list[int]) -> int:
+        return builder.add(vertex, inputs, builder.new_execution_instance())
+
+    rest = len(trace.ops)
+    for index, op in enumerate(trace.ops):
+        node = index + 1
+        if any(i not in nodes for i in op.inputs) or op.arrays.get("bias") is not None:
+            rest = index
+            break
+        source, _ = nodes[op.inputs[0]]
+        shape = tuple(op.input_shapes[0])
+        kind = kinds[op.inputs[0]]
+        out_shape = tuple(op.output_shape)
+        if op.kind in ("matmul", "conv1d", "conv2d", "expanded_conv1d"):
+            if kind != "DataUInt5":
+                rest = index
+                break
+            weight = op.arrays["weight"]
+            sends, wait = int(op.params["num_sends"]), int(op.params["wait_between_events"])
+            if op.kind == "matmul" and len(shape) == 1:
+                d = ops.matmul(builder, source, weight, sends, wait)
+            else:
+                if op.kind == "matmul":
+                    positions = int(np.prod(shape[:-1]))
+                    indices = np.arange(positions * shape[-1]).reshape(positions, shape[-1])
+                    fold = np.arange(positions * weight.shape[1])
+                elif op.kind == "conv1d":
+                    indices = ops.unfold_indices_1d(shape[0], shape[1], op.params["kernel"], op.params["stride"])
+                    positions = indices.shape[0]
+                    fold = channel_major(weight.shape[1], positions)
+                elif op.kind == "conv2d":
+                    indices = ops.unfold_indices_2d(shape[0], shape[1], shape[2], tuple(op.params["kernel"]),
+                                                    tuple(op.params["stride"]))
+                    positions = indices.shape[0]
+                    fold = channel_major(weight.shape[1], positions)
+                else:
+                    expansions = int(op.params["num_expansions"])
+                    indices = ops.expanded_unfold_indices_1d(shape[0], shape[1], op.params["kernel"],
+                                                             op.params["stride"], expansions)
+                    positions = indices.shape[0]
+                    channels = weight.shape[1] // expansions
+                    length = out_shape[1]
+                    o, p = np.meshgrid(np.arange(channels), np.arange(length), indexing="ij")
+                    fold = (p * channels + o).reshape(-1)
+                rows = host(Unfold(CT.DataUInt5, int(np.prod(shape)), indices), [source])
+                d = ops.matmul(builder, rows, weight, sends, wait)
+                d = host(Fold(CT.DataInt8, int(weight.shape[1]), positions, fold), [d])
+            nodes[node], kinds[node] = (d, out_shape), "DataInt8"
+        elif op.kind == "relu" and kind == "DataInt8":
+            nodes[node], kinds[node] = (host(ReLU(int(np.prod(shape))), [source]), out_shape), "DataInt8"
+        elif op.kind == "converting_relu" and kind == "DataInt8":
+            vertex = ConvertingReLU(int(np.prod(shape)), int(op.params["shift"]))
+            nodes[node], kinds[node] = (host(vertex, [source]), out_shape), "DataUInt5"
+        elif op.kind == "add" and kind == "DataInt8" and kinds.get(op.inputs[1]) == "DataInt8":
+            other, _ = nodes[op.inputs[1]]
+            nodes[node], kinds[node] = (host(Addition(int(np.prod(shape)), 2), [source, other]), out_shape), "DataInt8"
+        elif op.kind == "argmax" and kind == "DataInt8" and len(shape) == 1 and op.params["dim"] in (-1, 1) and not op.params["keepdim"]:
+            nodes[node], kinds[node] = (host(ArgMax(shape[0]), [source]), out_shape), "DataInt32"
+        else:
+            rest = index
+            break
+    if rest == 0:
+        return None
+    return CompiledTrace(builder.build(), x, nodes, rest)
+
+
+def _compiled_trace(trace: Trace) -> CompiledTrace | None:
+    cached = _compiled.get(id(trace))
+    if cached is None or cached[0] is not trace:
+        if len(_compiled) > 16:
+            _compiled.clear()
+        cached = (trace, _compile(trace))
+        _compiled[id(trace)] = cached
+    return cached[1]
+
+
 def replay(trace: Trace, input: np.ndarray) -> np.ndarray:
     """Run the recorded op sequence on ``input`` (batch, *trace.input_shape) and return the last op's output.
 
-    For now each hardware op is one :func:`bss2.ml._hardware.run_matmul` call; this function is the single place
-    to turn the whole sequence into one executor call.
+    The hardware ops and the integer host ops between them run as **one executor call** on one graph
+    (compiled once per trace); float-only ops (bias, averaging) end the graph and run on the host, so a
+    model whose first layer has a bias replays op by op.
     """
     x = np.asarray(input, dtype=np.float32)
     if tuple(x.shape[1:]) != tuple(trace.input_shape):
         raise ValueError(f"replay: input has per-sample shape {tuple(x.shape[1:])}, the trace expects "
                          f"{tuple(trace.input_shape)}")
     batch = x.shape[0]
-    values: list[np.ndarray] = [x]
-    for op in trace.ops:
-        args = [values[node].reshape(batch, *shape) for node, shape in zip(op.inputs, op.input_shapes)]
-        values.append(_replay_op(op, args))
-    return values[-1]
+    values: list[np.ndarray | None] = [x] + [None] * len(trace.ops)
+    compiled = _compiled_trace(trace)
+    start = 0
+    if compiled is not None and batch:
+        rounded = np.rint(x.reshape(batch, -1))
+        if not np.isfinite(rounded).all() or rounded.min() < _hardware.INPUT_MIN or rounded.max() > _hardware.INPUT_MAX:
+            raise OverflowError(f"replay: input outside {_hardware.INPUT_MIN}..{_hardware.INPUT_MAX} after rounding")
+        outputs, _ = _hardware.executor().run(compiled.graph, {compiled.input_descriptor: rounded.astype(np.int64)})
+        for node, (descriptor, shape) in compiled.nodes.items():
+            if node:
+                values[node] = np.asarray(outputs[descriptor]).astype(np.float32).reshape(batch, *shape)
+        start = compiled.rest
+    for index in range(start, len(trace.ops)):
+        op = trace.ops[index]
+        args = [values[node].reshape(batch, *shape) for node, shape in zip(op.inputs, op.input_shapes)]  # type: ignore[union-attr]
+        values[index + 1] = _replay_op(op, args)
+    return values[-1]  # type: ignore[return-value]
 
 
 def inference_trace(input: Any, path: str | os.PathLike[str]) -> Any:

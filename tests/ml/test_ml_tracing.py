@@ -120,3 +120,25 @@ def test_replay_rejects_a_wrong_input_shape(tmp_path: Path) -> None:
     trace = tracer.stop()
     with pytest.raises(ValueError, match="per-sample shape"):
         ml.replay(trace, np.zeros((1, 5), np.float32))
+
+
+def bias_free_expanded_model() -> torch.nn.Module:
+    return _initialise(torch.nn.Sequential(
+        nn.ExpandedConv1d(3, 4, 5, stride=2, num_expansions=3, bias=False), nn.ConvertingReLU(), torch.nn.Flatten(),
+        nn.Linear(4 * 13, 3, bias=False)))
+
+
+@pytest.mark.parametrize(("build", "shape"), [(har_model, (9, 122)), (bias_free_expanded_model, (3, 30))])
+def test_replay_is_one_executor_call(build, shape, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    model = build()
+    x = random_inputs(5, *shape)
+    tracer = ml.InferenceTracer(tmp_path / "model.npz").start()
+    live = model(x)
+    trace = tracer.stop()
+    executor = ml._hardware.executor()
+    calls = []
+    original = executor.run
+    monkeypatch.setattr(executor, "run", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    replayed = ml._tracing.replay(trace, x.numpy())
+    assert len(calls) == 1  # every hardware op and the host ops between them in a single call
+    assert np.array_equal(replayed, live.detach().numpy())
