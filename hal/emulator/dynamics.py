@@ -625,14 +625,14 @@ class AnalogCore:
             if np.array_equal(index[:, 0], index[:, 1]):
                 out = padded[index[:, 0]]
                 if rate > 0:
-                    out *= np.exp(-(t_read - seg_time[np.minimum(index[:, 0], n_ne - 1)]) * rate).astype(np.float32)[:, None]
+                    out *= _leak_factor(t_read, seg_time, index[:, 0], n_ne, rate)[:, None]
                 return out
             out = np.empty((n_w, 256), np.float32)
             for half in (0, 1):
                 cols = slice(128 * half, 128 * (half + 1))
                 out[:, cols] = padded[index[:, half], cols]
                 if rate > 0:
-                    out[:, cols] *= np.exp(-(t_read - seg_time[np.minimum(index[:, half], n_ne - 1)]) * rate).astype(np.float32)[:, None]
+                    out[:, cols] *= _leak_factor(t_read, seg_time, index[:, half], n_ne, rate)[:, None]
             return out
         # general case: exponentially weighted cumulative sums in float64
         reference = seg_time[0]
@@ -1012,3 +1012,10 @@ def quiet_mask(core: AnalogCore, params: NeuronParams) -> np.ndarray:
     # a neuron pushed by an offset current without a leak to hold it integrates up to the threshold
     rest = np.where(pushing, np.where(tau > 0, params.v_leak + params.offset_current * tau, np.inf), params.v_leak)
     return (core.v < params.v_threshold) & (rest < params.v_threshold)
+
+
+def _leak_factor(t_read: np.ndarray, seg_time: np.ndarray, index: np.ndarray, n_ne: int, rate: float) -> np.ndarray:
+    """Parasitic-leak decay from each window's segment end to its read; 1 for windows without events
+    (index n_ne: the zero row), whose segment time would otherwise come from another window."""
+    elapsed = np.where(index < n_ne, t_read - seg_time[np.minimum(index, n_ne - 1)], 0.0)
+    return np.exp(-np.maximum(elapsed, 0.0) * rate).astype(np.float32)
