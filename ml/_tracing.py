@@ -345,7 +345,7 @@ def _compiled_trace(trace: Trace) -> CompiledTrace | None:
 
 
 def replay(trace: Trace, input: np.ndarray) -> np.ndarray:
-    """Run the recorded op sequence on ``input`` (batch, *trace.input_shape) and return the last op's output.
+    """Run the recorded op sequence on ``input`` ``(batch, *trace.input_shape)`` and return the last op's output.
 
     The hardware ops and the integer host ops between them run as **one executor call** on one graph
     (compiled once per trace); float-only ops (bias, averaging) end the graph and run on the host, so a

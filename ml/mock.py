@@ -64,7 +64,7 @@ def measure_mock_parameter(repetitions: int = 20,
 
     A full array (128 rows x 256 columns) gets a known weight — column ``c`` holds the constant ``w_c``, spanning
     -63..63 over the columns — and constant input vectors at several ``levels``, each sent ``repetitions`` times.
-    gain = median of measured / ideal over entries in the linear range (|measured| in 8..100 LSB);
+    gain = median of measured / ideal over entries in the linear range (``|measured|`` in 8..100 LSB);
     noise = median over columns of the standard deviation of the residual ``measured - gain * ideal``.
 
     :returns: the measured parameter; it is *not* installed — pass it to :func:`set_mock_parameter`.
