@@ -231,13 +231,19 @@ def saturate(swing: np.ndarray, knee: np.ndarray, span: float) -> np.ndarray:
     if not finite.any():
         return swing
     lowest_knee = knee[finite].min()
-    if swing.size == 0 or (swing.max() <= lowest_knee and -swing.min() <= lowest_knee):
+    if swing.size == 0:
+        return swing
+    high, low = swing.max() > lowest_knee, -swing.min() > lowest_knee
+    if not (high or low):
         return swing
     if not swing.flags.c_contiguous:
         swing = np.ascontiguousarray(swing)
-    # only the (few) samples beyond the lowest knee need the bend
-    beyond = np.flatnonzero((np.abs(swing) > lowest_knee).reshape(-1))
+    # only the (few) samples beyond the lowest knee need the bend (one comparison when one side exceeds)
     flat = swing.reshape(-1)
+    if high and low:
+        beyond = np.flatnonzero(np.abs(flat) > lowest_knee)
+    else:
+        beyond = np.flatnonzero(flat > lowest_knee) if high else np.flatnonzero(flat < -lowest_knee)
     values = flat[beyond]
     column_knee = knee[beyond % knee.size] if knee.ndim == 1 and swing.shape[-1] == knee.size else np.broadcast_to(knee, swing.shape).reshape(-1)[beyond]
     excess = np.maximum(np.abs(values) - column_knee, 0.0)
