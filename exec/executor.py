@@ -7,7 +7,7 @@ synram), built on the calling thread and executed on one worker thread per chip,
 program overlaps with executing the current one and chips run concurrently (at most two programs per chip
 are queued). Within a level, the input words of a row block are encoded once for all its column tiles,
 only changed weight planes are written, and the row-block sums of a partitioned matmul are accumulated
-on the worker threads while the tiles finish. Host instances (transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
+while later tiles execute. Host instances (transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
 built and run by :mod:`bss2.exec.spiking`.
 
 Inputs and outputs are keyed by vertex descriptor and batch-major: an ``ExternalInput`` of size N takes a
@@ -219,7 +219,8 @@ class JITExecutor:
 
         At most ``_IN_FLIGHT`` programs per chip are queued (building runs ahead of the chips by that much,
         bounding memory). Results are folded into ``values`` as they arrive; sums of tile outputs
-        (:class:`Addition` of the row blocks of a matmul) are accumulated meanwhile (see :class:`_Sums`).
+        (:class:`Addition` of the row blocks of a matmul) are accumulated meanwhile, on this thread (see
+        :class:`_Sums`).
         """
         sums = _Sums.of(graph, tiles)
         cache: dict[Any, np.ndarray] = {}  # input words per input data: lives as long as this level's tiles
@@ -230,11 +231,17 @@ class JITExecutor:
             nonlocal failure
             future, _, record = pending[chip].popleft()
             try:
-                values.update(future.result())
+                outputs = future.result()
             except BaseException as error:  # noqa: BLE001 - re-raised below with context
                 self._states[chip].invalidate()
                 if failure is None:
                     failure = error
+            else:
+                values.update(outputs)
+                if sums and failure is None:
+                    # here rather than on the worker: the chips' threads are the busier ones
+                    with timed(record, "postprocess"):
+                        sums.add(outputs)
             info.add(record)
 
         programs = pair_tiles(tiles, self.n_chips)
@@ -256,11 +263,11 @@ class JITExecutor:
                     # nothing to overlap with: run it here and save the hand-over to the worker thread
                     future = Future()
                     try:
-                        future.set_result(self._execute(chip, program, record, sums))
+                        future.set_result(self._execute(chip, program, record))
                     except BaseException as error:  # noqa: BLE001 - collected like a worker's failure
                         future.set_exception(error)
                 else:
-                    future = self._workers[chip].submit(self._execute, chip, program, record, sums)
+                    future = self._workers[chip].submit(self._execute, chip, program, record)
                 pending[chip].append((future, chip, record))
         finally:
             # collect every submitted program even if building a later one failed
@@ -274,7 +281,7 @@ class JITExecutor:
             values.update(sums.results())
         info.add(record)
 
-    def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord, sums: _Sums | None = None) -> dict[int, np.ndarray]:
+    def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
         try:
             result = self.connections[chip].execute(program.words)
@@ -288,13 +295,9 @@ class JITExecutor:
         record.words_received += int(result.responses.size)
         try:
             with timed(record, "decode"):
-                outputs = decode_program(program, result.responses)
+                return decode_program(program, result.responses)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=instance, chip=chip, stage="decode") from error
-        if sums is not None and sums:
-            with timed(record, "postprocess"):
-                sums.add(outputs)
-        return outputs
 
     def _run_host(self, graph: Graph, instance: Any, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
         record = InstanceRecord(instance=instance.id, chip=None)
@@ -462,9 +465,9 @@ class _Sums:
 
     An :class:`Addition` whose every input is a whole output of a tile of the current level (the row-block
     sum of a partitioned matmul) is computed here instead of after the level: each decoded tile output is
-    added into an int16 accumulator (int32 beyond 256 inputs, so nothing wraps) on the worker thread that
-    decoded it, and the sum is clipped once at the end - exactly ``saturating_add``. The host instance then
-    finds the value present and skips the vertex.
+    added into an int16 accumulator (int32 beyond 256 inputs, so nothing wraps) as it is collected, and the
+    sum is clipped once at the end - exactly ``saturating_add``. The host instance then finds the value
+    present and skips the vertex.
     """
 
     def __init__(self) -> None:
