@@ -31,7 +31,9 @@ _NEURON_RESET = _B["neuron_reset"].base
 _CADC_SAMPLES = _B["cadc_sample_quad"].base
 _CADC_CONFIG = _B["cadc_config"].base
 _CADC_CHANNEL = _B["cadc_channel_config"].base
-_BINS = 258  # per vector: drivers 0..255, 256 (no driver), 257 (not hagen / unused lanes)
+_BINS = 259  # per vector: drivers 0..127, baseline (1 or 0), drivers 128..255, no driver, not hagen / unused lanes
+_DRIVERS = (slice(0, 128), slice(129, 257))  # driver columns of each synram
+_MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (with the baseline column)
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
@@ -215,7 +217,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         return None
     # quadrants that are never reset: they may only relax (no input), else the general path integrates them
     for h in (0, 1):
-        if (shape.quadrants >> (2 * h)) & 3 != 3 and effective[:, 128 * h : 128 * (h + 1)].any():
+        if (shape.quadrants >> (2 * h)) & 3 != 3 and effective[:, _DRIVERS[h]].any():
             return None
     if rate > 0:
         # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
@@ -238,6 +240,10 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     for k in range(n_r):
         body[:, k, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads[k]
     enabled = [bool(memory[_CADC_CONFIG + int(h)] & 1) for h in hemispheres]
+    # without saturation and noise the baseline (128 + channel offset + v_reset) rides in the matmul: a
+    # column of ones in the accumulator times a baseline row appended to the weights
+    fold = cfg.noise_lsb <= 0 and not np.isfinite(knee).any()
+    effective[:, 128] = 1.0 if fold else 0.0
     reads = []
     for k in range(n_r):  # per read: its weights (with the leak between the reads) and its baseline
         row, h = int(rows[k]), int(hemispheres[k])
@@ -245,13 +251,15 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         if rate > 0 and read_offset[k] > 0:
             w = w * np.float32(math.exp(-read_offset[k] * rate))
         baseline = offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
-        reads.append((k, h, w, baseline))
+        extra = baseline[None, :] if fold else np.zeros((1, 256), np.float32)
+        w = np.concatenate((w, extra) if h == 0 else (extra, w))
+        reads.append((k, h, w, None if fold else baseline))
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout per
     # cache-sized chunk of vectors
     _mark(None)
-    products = {k: effective[:, 128 * h : 128 * (h + 1)] @ w for k, h, w, _ in reads if enabled[k]}
+    products = {k: effective[:, _MATMUL[h]] @ w for k, h, w, _ in reads if enabled[k]}
     _mark("matmul")
     for c0 in range(0, n_v, _READ_CHUNK):
         c1 = min(n_v, c0 + _READ_CHUNK)
@@ -260,12 +268,13 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
                 continue
             _mark(None)
             swing = products[k][c0:c1]
-            swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
-            _mark("saturation")
-            if cfg.noise_lsb > 0:
-                swing += core.noise.normal(swing.shape, cfg.noise_lsb)
-                _mark("noise")
-            swing += baseline
+            if not fold:
+                swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
+                _mark("saturation")
+                if cfg.noise_lsb > 0:
+                    swing += core.noise.normal(swing.shape, cfg.noise_lsb)
+                    _mark("noise")
+                swing += baseline
             np.clip(swing, 0.0, 255.0, out=swing)
             samples_u8[c0:c1, k, 8:] = swing
             _mark("offsets, clip, quantise")
@@ -281,7 +290,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         h, half = q // 2, q % 2
         j = slice(128 * q, 128 * (q + 1))
         if (shape.quadrants >> q) & 1:
-            charge = effective[-1, 128 * h : 128 * (h + 1)] @ weights[h][:, 128 * half : 128 * (half + 1)]
+            charge = effective[-1, _DRIVERS[h]] @ weights[h][:, 128 * half : 128 * (half + 1)]
             if rate > 0:
                 charge *= np.float32(math.exp(-(end_time - t_read0[-1]) * rate))
             core.v[j] = params.v_reset[j] + charge.astype(np.float64)
@@ -299,11 +308,11 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
 
 
 def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool) -> np.ndarray | None:
-    """(n_vectors, 258) float32: activation per (vector, driver), each event weighted by the chunk-relative
+    """(n_vectors, 259) float32: activation per (vector, column) (see _BINS), each event weighted by the chunk-relative
     leak factor exp((i - a) * step * rate) of its word i (a: the chunk's first word)."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
-    table = tables.fpga_hagen_intp
+    table = tables.hagen_column
     effective = np.zeros((n_v, _BINS), np.float32)
     rate = core.parasitic_rate
     period = shape.reads + 3
@@ -324,7 +333,7 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
             labels = lanes[a:b, j]
             driver = np.take(table, labels)
             _mark("driver lookup")
-            if driver.max() >= 257 and not _lane_ok(driver, lanes[a:b, 3], j, rel_other):
+            if driver.max() >= 258 and not _lane_ok(driver, lanes[a:b, 3], j, rel_other):
                 return None
             if bus_bit is not None:
                 m = np.take(bus_bit, driver)
@@ -367,7 +376,7 @@ def _leak_table(exponent: float, n: int) -> np.ndarray:
 
 def _lane_ok(driver: np.ndarray, top: np.ndarray, lane: int, rel_other: np.ndarray) -> bool:
     """Whether no used label of this lane reaches a driver that is not in hagen mode (or several)."""
-    bad = np.flatnonzero(driver >= 257)
+    bad = np.flatnonzero(driver >= 258)
     if bad.size == 0:
         return True
     is_other = np.zeros(driver.size, bool)

@@ -95,10 +95,14 @@ class RoutingTables:
         # PADI bus (hemisphere * 4 + bus) of the hagen driver of each FPGA label; 8 when there is none
         target = self.fpga_hagen.astype(np.int64)
         self.fpga_bus = np.where(target < 256, (target // 128) * 4 + target % 4, 8).astype(np.uint8)
-        # the same as an index type (no conversion per lookup), and the PADI bus bit of every fpga_hagen value
-        self.fpga_hagen_intp = self.fpga_hagen.astype(np.intp)
-        values = np.arange(258)
-        self.hagen_bus_bit = np.where(values < 256, 1 << ((values // 128) * 4 + values % 4), 0).astype(np.uint8)
+        # for the hagen fast path: fpga_hagen as a column of its (vector, column) accumulator, where column 128
+        # is left free (it carries the CADC baseline into the matmul): driver d -> d + (d >= 128), no driver
+        # -> 257, not hagen -> 258; and the PADI bus bit of every column (0: none)
+        self.hagen_column = (self.fpga_hagen + (self.fpga_hagen >= 128)).astype(np.intp)
+        column = np.arange(259)
+        driver = column - (column > 128)
+        on_bus = (column != 128) & (driver < 256)
+        self.hagen_bus_bit = np.where(on_bus, 1 << ((driver // 128) * 4 + driver % 4), 0).astype(np.uint8)
 
     def route(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Route events given by crossbar input (0..19) and label.
