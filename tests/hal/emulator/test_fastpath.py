@@ -87,3 +87,48 @@ def test_other_programs_are_left_to_the_general_path(weights):
         np.testing.assert_array_equal(fast[0], general[0])
     assert recognise(mixed_delays) is None and recognise(extra) is None
     assert recognise(words.astype(np.int64)) is None
+
+
+def _program(x, reads, quadrants, delay=5, end=True):
+    """Hand-built canonical program: per vector reset of ``quadrants``, the labels of ``x`` (both synrams),
+    a wait and ``reads`` (CADC row addresses)."""
+    from bss2.hal.regmap import REGISTER_MAP
+
+    parts = []
+    rows = np.arange(128)
+    for v in range(x[0].shape[0]):
+        labels = []
+        for h in (0, 1):
+            nz = np.flatnonzero(x[h][v])
+            labels.append((h << 13) | ((rows[nz] % 4) << 11) | ((rows[nz] // 4) << 6) | x[h][v][nz])
+        labels = np.concatenate(labels)
+        spikes = wire.encode_spikes(labels, delay, group=1) if labels.size else np.zeros(0, np.uint64)
+        parts += [
+            wire.encode_timer_reset(),
+            wire.encode_write([REGISTER_MAP["neuron_reset"].base], [quadrants]),
+            spikes,
+            wire.encode_wait_until([2000]),
+        ] + [wire.encode_read_block(a, 64) for a in reads]
+    if end:
+        parts.append(wire.encode_end(9))
+    return np.concatenate(parts).astype(np.uint64)
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig.ideal(), EmulatorConfig.default().evolve(noise_lsb=0.0)], ids=["ideal", "noiseless"])
+def test_hand_built_variants_match_the_general_path(config, weights):
+    rng = np.random.default_rng(3)
+    x = {h: rng.integers(0, 32, (6, 128)) * (rng.random((6, 128)) < 0.2) for h in (0, 1)}
+    x[1][2] = 0
+    row = hagen.cadc_row_address
+    programs = [
+        _program(x, [row(1), row(0, acausal=True), row(0)], 15),  # reads out of order, an acausal row
+        _program({0: x[0], 1: 0 * x[1]}, [row(0)], 3, delay=12, end=False),  # synram 1 neither reset nor driven
+        _program(x, [row(1)], 15),  # synram 0 driven and reset but never read
+    ]
+    assert all(recognise(p) is not None for p in programs)
+    (fast, a), (general, b) = pair(config, weights, programs)
+    for f, g in zip(fast, general):
+        np.testing.assert_array_equal(f, g)
+    assert a.time == b.time and a.timer_zero == b.timer_zero and a.last_timing == b.last_timing
+    np.testing.assert_array_equal(a.memory, b.memory)
+    np.testing.assert_allclose(a.core.v, b.core.v, atol=1e-3)
