@@ -109,9 +109,13 @@ def performance_page(bench_dir: Path) -> str:
         out.append("No benchmark results have been recorded yet.")
     for path in files:
         document = json.loads(path.read_text())
-        name = document.get("benchmark", path.stem)
-        out += [name, "-" * len(name), "", f"Machine: ``{document.get('machine', {})}``", ""]
-        for section, rows in document.get("results", {}).items():
+        name = str(document.get("benchmark", path.stem))
+        machine = document.get("machine", document.get("meta", {}))
+        out += [name, "-" * len(name), "", f"Machine: ``{machine}``", ""]
+        results = document.get("results", {})
+        if isinstance(results, list):
+            results = {"results": results}
+        for section, rows in results.items():
             if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
                 continue
             headers = list(rows[0])

@@ -15,6 +15,7 @@ appears in the table and the JSON file (e.g. a later ``Connection`` benchmark ov
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import json
 import os
 import platform
@@ -256,6 +257,38 @@ def _relay(port: int, loss: float) -> None:
     print(relay.address[1], flush=True)
     while True:
         time.sleep(3600)
+
+
+@benchmark("connection")
+def bench_connection(args: argparse.Namespace) -> list[Row]:
+    """Round trip of an empty program (END only) through each Connection backend, end to end with run()."""
+    from bss2.comm import EmulatorConnection, UdpConnection, ZeroMockConnection, run
+    from bss2.comm.server import make_server
+    from bss2.hal import PlaybackProgramBuilder
+
+    count = 300 if args.quick else 3000
+    rows = []
+
+    def measure(connection: Any) -> tuple[float, float]:
+        def once(_: bytes) -> bytes:
+            run(connection, PlaybackProgramBuilder().done())
+            return b""
+        return _latency(once, count)
+
+    server = make_server(seed=0).start()
+    try:
+        for name, connection in (
+            ("EmulatorConnection (in process)", EmulatorConnection(seed=0)),
+            ("ZeroMockConnection", ZeroMockConnection()),
+            ("UdpConnection -> bss2-emulator serve", UdpConnection(*server.address[:2])),
+        ):
+            with connection:
+                p50, p99 = measure(connection)
+            target = "p50 <= 200 us" if name.startswith("Udp") else ""
+            rows.append(Row("connection", f"empty program via {name}", p50, "us p50", target, {"p99_us": round(p99, 1)}))
+    finally:
+        server.stop()
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- main
