@@ -59,7 +59,7 @@ class _Shape:
     """The recognised structure of a program (arrays per vector)."""
 
     __slots__ = ("n_vectors", "reads", "rows", "read_payloads", "quadrants", "first_spike", "n_spikes", "vector_start",
-                 "vector_end", "targets", "delay", "end_cookie", "other")
+                 "vector_end", "targets", "delay", "end_cookie", "other", "partial")
 
 
 def recognise(words: np.ndarray) -> _Shape | None:
@@ -125,6 +125,7 @@ def recognise(words: np.ndarray) -> _Shape | None:
     # SPIKES words: one delay throughout; partly filled words must leave their unused labels zero
     n_spikes = pos[:, 2] - pos[:, 1] - 1
     delay = 0
+    partial = np.zeros(0, np.intp)
     if n_spikes.any():
         first_spike = int(pos[np.flatnonzero(n_spikes)[0], 1] + 1)
         reference = int(top[first_spike]) | 3
@@ -154,6 +155,7 @@ def recognise(words: np.ndarray) -> _Shape | None:
     shape.delay = delay
     shape.end_cookie = end_cookie
     shape.other = other
+    shape.partial = partial  # SPIKES words with fewer than three labels
     return shape
 
 
@@ -336,9 +338,7 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
             if driver.max() >= 258 and not _lane_ok(driver, lanes[a:b, 3], j, rel_other):
                 return None
             if bus_bit is not None:
-                m = np.take(bus_bit, driver)
-                m[rel_other] = 0
-                masks.append(m)
+                masks.append(np.take(bus_bit, driver))
             _mark("bus check")
             driver += base
             act = np.bitwise_and(labels, np.uint16(31)).astype(np.float32)
@@ -351,12 +351,20 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
             _mark("add.at")
         if masks:
             # two labels of one word on one PADI bus may collide: the general path draws the losses
-            unused = np.flatnonzero((lanes[a:b, 3] & np.uint16(3)) != 3)
-            for j in range(3):
-                m = masks[j]
-                m[unused[(lanes[a + unused, 3] & np.uint16(3)) <= 2 - j]] = 0
-            if ((masks[0] & masks[1]) | (masks[0] & masks[2]) | (masks[1] & masks[2])).any():
+            m0, m1, m2 = masks  # lanes 0, 1, 2 hold labels 2, 1, 0
+            shared = m0 & m1
+            both = m0 & m2
+            shared |= both
+            np.bitwise_and(m1, m2, out=both)
+            shared |= both
+            shared[rel_other] = 0
+            lo, hi = np.searchsorted(shape.partial, [a, b])
+            if hi > lo:  # partly filled words: label 2 unused, label 1 used with two labels
+                p = shape.partial[lo:hi] - a
+                shared[p] = np.where((lanes[a + p, 3] & np.uint16(3)) == 2, m1[p] & m2[p], 0)
+            if shared.any():
                 return None
+            _mark("bus check")
     _mark("bus check")
     return effective
 

@@ -132,3 +132,21 @@ def test_hand_built_variants_match_the_general_path(config, weights):
     assert a.time == b.time and a.timer_zero == b.timer_zero and a.last_timing == b.last_timing
     np.testing.assert_array_equal(a.memory, b.memory)
     np.testing.assert_allclose(a.core.v, b.core.v, atol=1e-3)
+
+
+def test_two_labels_for_one_bus_in_a_word_go_to_the_general_path(weights):
+    from bss2.hal.emulator import fastpath
+    from bss2.hal.regmap import REGISTER_MAP
+
+    # rows 0 and 4 of synram 0 share PADI bus 0; with the default 3-cycle dead time the general path draws losses
+    labels = np.array([(0 << 11) | (0 << 6) | 7, (0 << 11) | (1 << 6) | 9, (1 << 11) | (0 << 6) | 5])
+    words = np.concatenate([
+        wire.encode_timer_reset(), wire.encode_write([REGISTER_MAP["neuron_reset"].base], [3]),
+        wire.encode_spikes(labels, 5), wire.encode_wait_until([500]), wire.encode_read_block(hagen.cadc_row_address(0), 64),
+    ]).astype(np.uint64)
+    assert recognise(words) is not None
+    emulator = Emulator(seed=1)
+    emulator.execute(hagen.hagen_config_words(weights))
+    assert fastpath.execute_hagen(emulator, words) is None
+    separate = np.concatenate([words[:2], wire.encode_spikes(labels[[0, 2, 1]], 5, group=2), words[3:]]).astype(np.uint64)
+    assert fastpath.execute_hagen(emulator, separate) is not None  # the two bus-0 labels in different words
