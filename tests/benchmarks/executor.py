@@ -179,12 +179,14 @@ def report(sizes: list[dict[str, Any]], batches: list[dict[str, Any]], chips: li
             "N": n,
             "zeromock cold G/s": _g(z["cold"]["rate"]) if z else "-",
             "zeromock warm G/s": _g(z["warm"]["rate"]) if z else "-",
+            "zeromock cold G/cpu-s": _g(n * n * z["batch"] / z["cold"]["cpu_s"]) if z and z["cold"]["cpu_s"] > 0 else "-",
             "emulator cold G/s": _g(e["cold"]["rate"]) if e else "-",
             "emulator warm G/s": _g(e["warm"]["rate"]) if e else "-",
             "est. hw G/s (cold)": _g(n * n * e["batch"] / e["cold"]["hardware_time_critical"]) if e else "-",
             "hw / bound": (n * n * e["batch"] / e["cold"]["hardware_time_critical"]) / DESIGN_BOUND if e else "-",
         })
-    print_table(f"(1, 4) MAC rate vs. square matrix size, batch {sizes[0]['batch']} (G MAC/s; wall time of executor.run)", table)
+    print_table(f"(1, 4) MAC rate vs. square matrix size, batch {sizes[0]['batch']} (G MAC/s; wall time of executor.run; "
+                "G/cpu-s: per second of the process's CPU time, all threads)", table)
 
     stage_rows = []
     for row in sizes:
