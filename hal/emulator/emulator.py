@@ -131,10 +131,28 @@ class Emulator:
         1-D integer array raises (:class:`bss2.hal.errors.EncodingError`).
         """
         t0 = self.time
-        fast = execute_hagen(self, words) if self.fast_path and isinstance(words, np.ndarray) else None
-        if fast is not None:  # a canonical hagen MAC program (see .fastpath)
-            self._set_timing(self.time - t0, int(words.size), int(fast.size))
-            return fast
+        if self.fast_path and isinstance(words, np.ndarray):
+            fast = execute_hagen(self, words)
+            if fast is not None:  # a canonical hagen MAC program (see .fastpath)
+                self._set_timing(self.time - t0, int(words.size), int(fast.size))
+                return fast
+            split = _hagen_suffix_start(words)
+            if split is not None:
+                # configuration (general path), then the canonical MAC vectors (fast path if they qualify)
+                head = self._execute_general(words[:split])
+                tail = execute_hagen(self, words[split:])
+                if tail is None:
+                    tail = self._execute_general(words[split:])
+                responses = np.concatenate((head, tail))
+                self._set_timing(self.time - t0, int(words.size), int(responses.size))
+                return responses
+        responses = self._execute_general(words)
+        self._set_timing(self.time - t0, int(np.asarray(words).size), int(responses.size))
+        return responses
+
+    def _execute_general(self, words: np.ndarray) -> np.ndarray:
+        """The general interpreter: every instruction, in order, against the register map and the physics."""
+        t0 = self.time
         stream = wire.decode_instructions(words)
         program = _Program(stream, self)
         starts = program.timeline(self)
@@ -151,7 +169,6 @@ class Emulator:
         if _log.isEnabledFor(logging.DEBUG):
             n_errors = int(np.count_nonzero(program.error))
             _log.debug("executed %d words (%d runs, %d errors) in %.0f chip cycles", stream.words.size, len(program.runs()), n_errors, end_time - t0)
-        self._set_timing(end_time - t0, int(stream.words.size), int(responses.size))
         return responses
 
     def _set_timing(self, cycles: float, n_in: int, n_out: int) -> None:
@@ -620,3 +637,26 @@ class _Results:
             destination = np.repeat(start + 1 - (np.cumsum(pair_counts) - pair_counts), pair_counts) + np.arange(data_words.size)
             out[destination] = data_words
         return out
+
+
+_NEURON_RESET_WRITE_HEAD = (np.uint64(wire.Opcode.WRITE) << np.uint64(56)) | (np.uint64(REGISTER_MAP["neuron_reset"].base) << np.uint64(32))
+_TIMER_RESET_WORD = wire.encode_timer_reset()[0]
+
+
+def _hagen_suffix_start(words: np.ndarray) -> int | None:
+    """Index where the per-vector part of a hagen program begins after a configuration prefix, or None.
+
+    The vectors start with TIMER_RESET followed by a WRITE to ``neuron_reset``; the candidate must be an
+    instruction, not the data of a WRITE_BLOCK in the prefix (checked by walking the prefix's blocks).
+    """
+    if words.dtype != np.uint64 or words.ndim != 1 or words.size < 4:
+        return None
+    head_mask = np.uint64(0xFFFF_FFFF_0000_0000)
+    candidates = np.flatnonzero((words[:-1] == _TIMER_RESET_WORD) & ((words[1:] & head_mask) == _NEURON_RESET_WRITE_HEAD))
+    for candidate in candidates[:4].tolist():  # the first real one is almost always the first candidate
+        if candidate == 0:
+            return None  # the whole program has the canonical shape but did not qualify: general path
+        is_data, _, _ = wire.block_payload_mask(words[: candidate + 1], wire.Opcode.WRITE_BLOCK)
+        if not is_data[candidate]:
+            return int(candidate)
+    return None
