@@ -82,6 +82,8 @@ class JITExecutor:
         self._lock = threading.Lock()  # one run at a time: the chip states are shared
         self._plans: dict[int, tuple[Graph, list[_Level]]] = {}  # id(graph) -> (graph, levels)
         self._runtime: int | None = None
+        #: the :class:`ExecutionInfo` of the latest completed :meth:`run` (for callers that do not see it)
+        self.last_info: ExecutionInfo | None = None
         self._closed = False
 
     @property
@@ -137,6 +139,7 @@ class JITExecutor:
             for level in self._plan(graph):
                 self._run_level(graph, level, values, info)
             info.wall_time = time.perf_counter() - start
+            self.last_info = info
             return values, info
 
     # ------------------------------------------------------------------------------------------ helpers
