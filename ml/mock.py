@@ -93,6 +93,7 @@ def measure_mock_parameter(repetitions: int = 20,
 # random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The marginal
 # distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
 _BLOCK_BYTES = 2 << 20  # tile results per batch block: stays in the cache through noise, floor, clamp, sum
+_TILE_BLOCK_BYTES = 1 << 20  # one tile's results per batch block and torch thread on the large CPU path
 _FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
 _POOL_SIZE = 1 << 22
 _POOL_REFRESH = 1 << 18
@@ -113,17 +114,72 @@ def _noise_pool(device: torch.device, dtype: torch.dtype, std: float) -> torch.T
     return pool
 
 
+def _pool_offsets(pool: torch.Tensor, count: int, windows: int) -> list[int]:
+    """Random offsets (multiples of 64: aligned, vectorised adds) of ``windows`` windows of ``count`` samples."""
+    return (torch.randint(0, (pool.numel() - count) // 64 + 1, (windows,)) * 64).tolist()
+
+
 def _pool_window(pool: torch.Tensor, count: int) -> torch.Tensor:
-    offset = int(torch.randint(0, (pool.numel() - count) // 64 + 1, ())) * 64  # aligned: vectorised adds
+    offset = _pool_offsets(pool, count, 1)[0]
     return pool[offset:offset + count]
+
+
+def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
+    """The mock forward for large CPU calls: batch blocks outer, tiles inner, one 2-D GEMM per (block, tile).
+
+    Each GEMM reads one 128-row weight tile (which stays in the cache over the tiles of the next blocks less than a
+    full weight would) and writes a cache-sized (block, M) result; noise, floor and clamp run in place on it and it
+    is added to the block's accumulator, which is the block of the output itself. With noise the GEMM adds its
+    products to the noise window (C = A @ B + C), so the noise costs no separate pass. The last tile may be shorter
+    than 128 rows: the zero padding of the model contributes nothing, so it is left out.
+    """
+    batch, rows = x.shape
+    columns = weight.shape[1]
+    tile = _hardware.ARRAY_ROWS
+    bounds = [(start, min(rows, start + tile)) for start in range(0, max(rows, 1), tile)]
+    noisy = noise_std > 0
+    if noisy:
+        weight = weight * scale  # see mock_matmul
+    # Each thread works on its share of a block's rows: scale the block with the threads the process uses, which also
+    # keeps the number of parallel regions (one per op) down.
+    block_bytes = _TILE_BLOCK_BYTES * min(max(1, torch.get_num_threads()), 4)  # windows stay small in the pool
+    block = max(1, min(batch, block_bytes // (x.element_size() * columns)))
+    pooled = noisy and block * columns <= _POOL_SIZE
+    pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
+    out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
+    buffer = torch.empty((block, columns), dtype=x.dtype, device=x.device)
+    low, high = _hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX
+    for start in range(0, batch, block):
+        stop = min(batch, start + block)
+        accumulator = out[start:stop]
+        count = accumulator.numel()
+        offsets = _pool_offsets(pool, count, len(bounds)) if pool is not None else None
+        for index, (first, last) in enumerate(bounds):
+            # The first tile writes straight into the accumulator, the others into the buffer.
+            part = accumulator if index == 0 else buffer[:stop - start]
+            x_tile, weight_tile = x[start:stop, first:last], weight[first:last]
+            if offsets is not None:
+                offset = offsets[index]
+                torch.addmm(pool[offset:offset + count].view(part.shape), x_tile, weight_tile, out=part)
+            elif noisy:
+                part.normal_(0.0, noise_std).addmm_(x_tile, weight_tile)
+            else:
+                torch.mm(x_tile, weight_tile, out=part).mul_(scale)
+            part.floor_().clamp_(low, high)
+            if index:
+                accumulator.add_(part)
+    if len(bounds) > 1:
+        out.clamp_(low, high)
+    return out
 
 
 def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter: MockParameter) -> torch.Tensor:
     """The mock forward of a 2-D matmul (no gradient tracking).
 
     Per 128-row tile: ``clamp(floor(x @ W * num_sends * gain + N(0, noise_std**2)), -128, 127)``; the tiles'
-    results are summed and clamped again. All tiles go through one batched GEMM; the batch is processed in blocks
-    so the element-wise steps run in place on cache-sized data.
+    results are summed and clamped again. Large CPU calls go through :func:`_mock_matmul_cpu_large`; otherwise all
+    tiles go through one batched GEMM, on a CPU in batch blocks so the element-wise steps run in place on
+    cache-sized data.
 
     :param x: (batch, N) floating tensor, already rounded and range-checked.
     :param weight: (N, M) floating tensor, same dtype and device as ``x``.
@@ -133,11 +189,13 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     columns = weight.shape[1]
     tile = _hardware.ARRAY_ROWS
     tiles = max(1, -(-rows // tile))
+    scale = float(num_sends) * parameter.gain
+    if x.device.type == "cpu" and batch and columns and tiles * batch * columns > _FRESH_NOISE_LIMIT:
+        return _mock_matmul_cpu_large(x, weight, scale, parameter.noise_std)
     padding = tiles * tile - rows
     if padding and tiles > 1:
         x = torch.nn.functional.pad(x, (0, padding))
         weight = torch.nn.functional.pad(weight, (0, 0, 0, padding))
-    scale = float(num_sends) * parameter.gain
     noise_std = parameter.noise_std
     out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
     if batch == 0 or columns == 0:
@@ -160,15 +218,19 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     pooled = (noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
               and tiles * block * columns <= _POOL_SIZE)
     pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
+    # One buffer for the tile results of every block: the GEMM writes into memory that is already mapped and hot.
+    buffer = torch.empty((tiles, block, columns), dtype=x.dtype, device=x.device)
     for start in range(0, batch, block):
         stop = min(batch, start + block)
-        part = torch.bmm(x_tiles[:, start:stop], weight_tiles)  # (tiles, block, M)
-        if fold_scale:
-            noise = (_pool_window(pool, part.numel()).view(part.shape) if pool is not None
-                     else torch.empty_like(part).normal_(0.0, noise_std))
-            part.add_(noise)
+        part = buffer[:, :stop - start]  # (tiles, block, M), contiguous
+        if pool is not None:
+            # The GEMM adds the products to the noise window (C = A @ B + C): no separate pass for the noise.
+            torch.baddbmm(_pool_window(pool, part.numel()).view(part.shape), x_tiles[:, start:stop], weight_tiles,
+                          out=part)
+        elif fold_scale:
+            part.normal_(0.0, noise_std).baddbmm_(x_tiles[:, start:stop], weight_tiles)
         else:
-            part.mul_(scale)
+            torch.bmm(x_tiles[:, start:stop], weight_tiles, out=part).mul_(scale)
         part.floor_().clamp_(_hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX)
         torch.sum(part, dim=0, out=out[start:stop])
     if tiles > 1:

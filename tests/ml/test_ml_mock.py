@@ -91,3 +91,36 @@ def test_measure_mock_parameter_goes_through_run_matmul(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(_hardware, "run_matmul", doubled_gain)
     assert ml.measure_mock_parameter().gain == pytest.approx(0.004, rel=0.01)
+
+
+def _reference_mock(x: torch.Tensor, w: torch.Tensor, num_sends: int, gain: float) -> torch.Tensor:
+    """The noise-free model, tile by tile, in float64."""
+    x, w = x.double(), w.double()
+    total = torch.zeros(x.shape[0], w.shape[1], dtype=torch.float64)
+    for start in range(0, max(x.shape[1], 1), 128):
+        product = x[:, start:start + 128] @ w[start:start + 128]
+        total += torch.floor(product * (num_sends * gain)).clamp(-128, 127)
+    return total.clamp(-128, 127)
+
+
+@pytest.mark.parametrize(("batch", "rows", "columns"), [(1200, 1024, 512), (700, 300, 1100), (3000, 100, 600)])
+def test_large_cpu_path_is_exact_without_noise(batch: int, rows: int, columns: int) -> None:
+    assert -(-rows // 128) * batch * columns > mock_module._FRESH_NOISE_LIMIT  # the large-call path
+    gain, num_sends = 0.003, 2
+    ml.set_mock_parameter(ml.MockParameter(noise_std=0.0, gain=gain))
+    x, w = random_inputs(batch, rows), random_weights(rows, columns)
+    out = ml.matmul(x, w, num_sends=num_sends, mock=True)
+    reference = _reference_mock(x, w, num_sends, gain)
+    assert out.dtype == x.dtype
+    assert torch.equal(out.double(), reference)
+    assert float(reference.abs().max()) >= 127  # saturation is exercised
+
+
+def test_large_and_small_paths_agree_without_noise() -> None:
+    ml.set_mock_parameter(ml.MockParameter(noise_std=0.0, gain=0.002))
+    x, w = random_inputs(1500, 600), random_weights(600, 384)
+    large = mock_module.mock_matmul(x, w, 1, ml.get_mock_parameter())
+    small = torch.cat([mock_module.mock_matmul(x[i:i + 100], w, 1, ml.get_mock_parameter())
+                       for i in range(0, 1500, 100)])
+    assert torch.equal(large, small)
+
