@@ -89,10 +89,10 @@ def measure_mock_parameter(repetitions: int = 20,
 
 
 # Large CPU outputs draw their noise from a pool: a fresh N(0, 1) sample per entry costs more than the matmul
-# itself on a CPU (~5 ns vs ~1 ns per output entry at N = 1024). Each block of a call reads a contiguous window at a
-# random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The marginal
-# distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
-_BLOCK_BYTES = 2 << 20  # tile results per batch block: stays in the cache through noise, floor, clamp, sum
+# itself on a CPU (~5 ns vs ~1 ns per output entry at N = 1024). Each (batch block, tile) of a call reads a contiguous
+# window at a random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The
+# marginal distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
+_BLOCK_BYTES = 2 << 20  # small calls: tile results per batch block, cached through noise, floor, clamp, sum
 _TILE_BLOCK_BYTES = 1 << 20  # one tile's results per batch block and torch thread on the large CPU path
 _FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
 _POOL_SIZE = 1 << 22
@@ -115,13 +115,18 @@ def _noise_pool(device: torch.device, dtype: torch.dtype, std: float) -> torch.T
 
 
 def _pool_offsets(pool: torch.Tensor, count: int, windows: int) -> list[int]:
-    """Random offsets (multiples of 64: aligned, vectorised adds) of ``windows`` windows of ``count`` samples."""
-    return (torch.randint(0, (pool.numel() - count) // 64 + 1, (windows,)) * 64).tolist()
+    """Distinct random offsets (multiples of 64: aligned, vectorised adds) of ``windows`` windows of ``count`` samples.
 
-
-def _pool_window(pool: torch.Tensor, count: int) -> torch.Tensor:
-    offset = _pool_offsets(pool, count, 1)[0]
-    return pool[offset:offset + count]
+    The windows of one batch block are its tiles' noise: distinct offsets give one output entry a different sample
+    from each tile (overlapping windows only share samples between different entries).
+    """
+    choices = (pool.numel() - count) // 64 + 1
+    if windows > choices:
+        raise ValueError(f"{windows} distinct windows of {count} samples do not fit the pool")
+    while True:
+        offsets = (torch.randint(0, choices, (windows,)) * 64).tolist()
+        if len(set(offsets)) == windows:
+            return offsets
 
 
 def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
@@ -144,7 +149,7 @@ def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, 
     # keeps the number of parallel regions (one per op) down.
     block_bytes = _TILE_BLOCK_BYTES * min(max(1, torch.get_num_threads()), 4)  # windows stay small in the pool
     block = max(1, min(batch, block_bytes // (x.element_size() * columns)))
-    pooled = noisy and block * columns <= _POOL_SIZE
+    pooled = noisy and block * columns <= _POOL_SIZE // 4
     pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
     out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
     buffer = torch.empty((block, columns), dtype=x.dtype, device=x.device)
@@ -215,19 +220,13 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     block = batch
     if x.device.type == "cpu":
         block = max(1, min(batch, _BLOCK_BYTES // (x.element_size() * tiles * columns)))
-    pooled = (noise_std > 0 and x.device.type == "cpu" and tiles * batch * columns > _FRESH_NOISE_LIMIT
-              and tiles * block * columns <= _POOL_SIZE)
-    pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
-    # One buffer for the tile results of every block: the GEMM writes into memory that is already mapped and hot.
+    # Small calls (large CPU calls took the path above) draw fresh noise. One buffer holds the tile results of every
+    # block.
     buffer = torch.empty((tiles, block, columns), dtype=x.dtype, device=x.device)
     for start in range(0, batch, block):
         stop = min(batch, start + block)
-        part = buffer[:, :stop - start]  # (tiles, block, M), contiguous
-        if pool is not None:
-            # The GEMM adds the products to the noise window (C = A @ B + C): no separate pass for the noise.
-            torch.baddbmm(_pool_window(pool, part.numel()).view(part.shape), x_tiles[:, start:stop], weight_tiles,
-                          out=part)
-        elif fold_scale:
+        part = buffer[:, :stop - start]  # (tiles, block, M)
+        if fold_scale:
             part.normal_(0.0, noise_std).baddbmm_(x_tiles[:, start:stop], weight_tiles)
         else:
             torch.bmm(x_tiles[:, start:stop], weight_tiles, out=part).mul_(scale)

@@ -124,3 +124,13 @@ def test_large_and_small_paths_agree_without_noise() -> None:
                        for i in range(0, 1500, 100)])
     assert torch.equal(large, small)
 
+
+
+def test_pool_windows_of_one_block_are_distinct() -> None:
+    pool = torch.zeros(64 * 20)
+    for _ in range(50):
+        offsets = mock_module._pool_offsets(pool, 64 * 10, 8)
+        assert len(set(offsets)) == 8
+        assert all(offset % 64 == 0 and 0 <= offset <= 64 * 10 for offset in offsets)
+    with pytest.raises(ValueError):
+        mock_module._pool_offsets(pool, 64 * 15, 8)
