@@ -5,9 +5,10 @@
     python tests/benchmarks/ml.py --json out.json
 
 1. mock ``matmul`` (1024 x 1024 weights, batch 2000, default noise) time over ``torch.matmul`` of the same operands in
-   the same run (target <= 1.5);
-2. ``nn.Linear(1024, 1024)`` forward on the hardware path (``_hardware.run_matmul``; the ideal stand-in until the
-   executor is wired in) at batch 2000, in MAC/s;
+   the same run (target <= 1.5), best of interleaved repeats; the figure depends on the torch threads (``--threads``,
+   reported with it);
+2. ``nn.Linear(1024, 1024)`` forward on the hardware path (``_hardware.run_matmul``: the executor, on the emulator
+   without a chip) at batch 2000, in MAC/s;
 3. batch-1 latency per sample of the traced HAR model (Conv1d 9->16 k32 s6, Linear 256->125, Linear 125->6),
    replayed with ``replay`` (host time; target <= 276 us, the mobile system's time per ECG record).
 """
@@ -51,7 +52,9 @@ def bench_mock_matmul(batch: int, size: int, repeats: int) -> dict[str, float]:
         torch_times.append(best_and_median(lambda: torch.matmul(x, w), 1)[0])
         mock_times.append(best_and_median(lambda: ml.matmul(x, w, mock=True), 1)[0])
     t_torch, t_mock = min(torch_times), min(mock_times)
-    return {"torch_matmul_ms": 1e3 * t_torch, "mock_matmul_ms": 1e3 * t_mock, "mock_over_torch": t_mock / t_torch}
+    return {"torch_matmul_ms": 1e3 * t_torch, "mock_matmul_ms": 1e3 * t_mock, "mock_over_torch": t_mock / t_torch,
+            "mock_over_torch_median": statistics.median(mock_times) / statistics.median(torch_times),
+            "threads": torch.get_num_threads()}
 
 
 def bench_hardware_linear(batch: int, size: int, repeats: int) -> dict[str, float]:
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     batch = 500 if args.quick else 2000
     repeats = 3 if args.quick else 10
     results: dict[str, float] = {}
-    results.update(bench_mock_matmul(batch, 1024, repeats))
+    # the mock figure is cheap: more interleaved repeats make its best-of robust on a loaded machine
+    results.update(bench_mock_matmul(batch, 1024, 4 * repeats))
     results.update(bench_hardware_linear(batch, 1024, max(2, repeats // 3)))
     results.update(bench_traced_latency(50 if args.quick else 500))
     ml.release_hardware()
@@ -126,9 +130,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rows = [
         (f"mock matmul 1024x1024, batch {batch}", f"{results['mock_matmul_ms']:.1f} ms", ""),
         (f"torch.matmul 1024x1024, batch {batch}", f"{results['torch_matmul_ms']:.1f} ms", ""),
-        ("mock / torch", f"{results['mock_over_torch']:.2f}", "<= 1.5"),
+        ("mock / torch (best; median)", f"{results['mock_over_torch']:.2f}; {results['mock_over_torch_median']:.2f}",
+         "<= 1.5"),
         (f"hardware-path nn.Linear(1024, 1024), batch {batch}",
-         f"{results['linear_mac_per_s'] / 1e9:.2f} GMAC/s", "ideal stand-in"),
+         f"{results['linear_mac_per_s'] / 1e9:.2f} GMAC/s", ""),
         ("traced HAR model, batch 1, replay (median)", f"{results['replay_us_median']:.0f} us", "<= 276 us"),
         ("traced HAR model, batch 1, replay (p90)", f"{results['replay_us_p90']:.0f} us", ""),
         ("traced HAR model, batch 1, inference_trace", f"{results['inference_trace_us_median']:.0f} us", ""),
