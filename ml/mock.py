@@ -173,8 +173,8 @@ def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, 
             part.floor_().clamp_(low, high)
             if index:
                 accumulator.add_(part)
-    if len(bounds) > 1:
-        out.clamp_(low, high)
+        if len(bounds) > 1:
+            accumulator.clamp_(low, high)  # while the block is in the cache
     return out
 
 
