@@ -132,9 +132,9 @@ def _pool_offsets(pool: torch.Tensor, count: int, windows: int) -> list[int]:
 def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
     """The mock forward for large CPU calls: batch blocks outer, tiles inner, one 2-D GEMM per (block, tile).
 
-    Each GEMM reads one 128-row weight tile (which stays in the cache over the tiles of the next blocks less than a
-    full weight would) and writes a cache-sized (block, M) result; noise, floor and clamp run in place on it and it
-    is added to the block's accumulator, which is the block of the output itself. With noise the GEMM adds its
+    Each GEMM multiplies a (block, <= 128) slice of ``x`` with one 128-row weight tile and writes a cache-sized
+    (block, M) result; floor and clamp run in place on it and it is added to the block's accumulator, which is the
+    block of the output itself (the first tile writes there directly). With noise the GEMM adds its
     products to the noise window (C = A @ B + C), so the noise costs no separate pass. The last tile may be shorter
     than 128 rows: the zero padding of the model contributes nothing, so it is left out.
     """
