@@ -278,9 +278,16 @@ def _array_eq(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 class BulkContainer(Container):
-    """A container spanning many instances of one block, stored as numpy arrays."""
+    """A container spanning many instances of one block, stored as numpy arrays (equal when all arrays are)."""
 
     __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_array_eq(getattr(self, f.name), getattr(other, f.name)) for f in attrs.fields(type(self)))  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name).tolist() for f in attrs.fields(type(self))}  # type: ignore[arg-type]
@@ -311,13 +318,6 @@ class SynapseMatrix(BulkContainer):
     def __attrs_post_init__(self) -> None:
         for name, high in (("weights", 63), ("labels", 63), ("time_calibs", 3), ("amp_calibs", 3)):
             object.__setattr__(self, name, _checked_array("SynapseMatrix", name, getattr(self, name), self.SHAPE, high, np.uint8))
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not SynapseMatrix:
-            return NotImplemented
-        return all(_array_eq(getattr(self, n), getattr(other, n)) for n in ("weights", "labels", "time_calibs", "amp_calibs"))
-
-    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def addresses(cls, coord: co.Coordinate) -> np.ndarray:
@@ -367,13 +367,6 @@ class CapMemBlock(BulkContainer):
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "values", _checked_array("CapMemBlock", "values", self.values, self.SHAPE, 1022, np.uint16))
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not CapMemBlock:
-            return NotImplemented
-        return _array_eq(self.values, other.values)
-
-    __hash__ = None  # type: ignore[assignment]
-
     @classmethod
     def addresses(cls, coord: co.Coordinate) -> np.ndarray:
         cls._check_coordinate(coord)
@@ -419,13 +412,6 @@ class CADCSampleRow(BulkContainer):
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "samples", _checked_array("CADCSampleRow", "samples", self.samples, (256,), 255, np.uint8))
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not CADCSampleRow:
-            return NotImplemented
-        return _array_eq(self.samples, other.samples)
-
-    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def addresses(cls, coord: co.Coordinate) -> np.ndarray:

@@ -384,23 +384,27 @@ class InstructionStream:
         return (self.payload & _MASK32).astype(np.int64)
 
 
+def _split_blocks(words: object, header_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(words, is_data, headers, counts, plain_index, plain, plain_opcodes)`` of a stream: the block walk
+    and the words that are not block data (``plain_index`` is None when there are no blocks)."""
+    words = _as_word_array("words", words)
+    opcodes = opcodes_of(words)
+    is_data, headers, counts = block_payload_mask(words, header_code, opcodes)
+    if not headers.size:
+        return words, is_data, headers, counts, None, words, opcodes
+    plain_index = np.flatnonzero(~is_data)
+    return words, is_data, headers, counts, plain_index, words[plain_index], opcodes[plain_index]
+
+
 def decode_instructions(words: object) -> InstructionStream:
     """Split an instruction stream into instructions and block data (vectorised; never raises on content).
 
     Malformed content (unknown opcodes, truncated blocks) is kept for the executor to answer with ERROR
     responses; only a stream that is not a 1-D integer array raises :class:`EncodingError`.
     """
-    words = _as_word_array("words", words)
-    opcodes = opcodes_of(words)
-    is_data, headers, counts = block_payload_mask(words, Opcode.WRITE_BLOCK, opcodes)
-    if headers.size:
-        index = np.flatnonzero(~is_data)
-        kept = words[index]
-        kept_opcodes = opcodes[index]
-    else:
+    words, is_data, headers, counts, index, kept, kept_opcodes = _split_blocks(words, Opcode.WRITE_BLOCK)
+    if index is None:
         index = np.arange(words.size, dtype=np.int64)
-        kept = words
-        kept_opcodes = opcodes
     block_data, registers = _unpack_block_data(words, headers, counts, is_data)
     block_of = np.repeat(np.arange(headers.size, dtype=np.int64), registers)
     return InstructionStream(
@@ -515,17 +519,7 @@ def _halves(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def decode_responses(words: object) -> Responses:
     """Decode a response stream with whole-array operations (Python steps only per run of block headers)."""
-    words = _as_word_array("words", words)
-    opcodes = opcodes_of(words)
-    is_data, headers, counts = block_payload_mask(words, ResponseType.BLOCK_DATA, opcodes)
-    if headers.size:
-        plain_index = np.flatnonzero(~is_data)
-        plain = words[plain_index]
-        kind = opcodes[plain_index]
-    else:
-        plain_index = None
-        plain = words
-        kind = opcodes
+    words, is_data, headers, counts, plain_index, plain, kind = _split_blocks(words, ResponseType.BLOCK_DATA)
     histogram = np.bincount(kind, minlength=256)
 
     def select(code: int) -> np.ndarray:
