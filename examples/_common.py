@@ -18,11 +18,12 @@ def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator |
 
 def train_epoch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                 batch_size: int, description: str, generator: torch.Generator | None = None,
-                augment: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True) -> float:
-    """One epoch of cross-entropy training; returns the mean loss."""
+                augment: Callable[[torch.Tensor], torch.Tensor] | None = None, progress: bool = True,
+                loss_fn: torch.nn.Module | None = None) -> float:
+    """One epoch of training (default loss: cross-entropy); returns the mean loss."""
     model.train()
     total, count = 0.0, 0
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     for index in tqdm(batches(len(x), batch_size, True, generator), desc=description, leave=False,
                       disable=not progress):
         inputs = x[index] if augment is None else augment(x[index])
