@@ -192,10 +192,12 @@ class Emulator:
         addresses, values, order_instr = program.config_writes(begin, end)
         if addresses.size == 0:
             return
-        # last write wins: keep the final occurrence of every address
-        _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
-        keep = addresses.size - 1 - first_in_reversed
-        addresses, values, order_instr = addresses[keep], values[keep], order_instr[keep]
+        # last write wins: keep the final occurrence of every address (a sort, skipped when the addresses
+        # are strictly increasing, as in block writes of a whole plane)
+        if addresses.size > 1 and not bool(np.all(addresses[1:] > addresses[:-1])):
+            _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
+            keep = addresses.size - 1 - first_in_reversed
+            addresses, values, order_instr = addresses[keep], values[keep], order_instr[keep]
         self.memory[addresses] = values
         self.core.config_written(self.memory, addresses, values, starts[order_instr])
 
