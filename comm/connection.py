@@ -198,16 +198,7 @@ def _inside_blocks(words: np.ndarray, candidates: np.ndarray, index: np.ndarray)
     candidate inside the data of an earlier real header is data itself); membership is then a binary
     search per position instead of a mask over the whole stream.
     """
-    counts = (words[candidates] & np.uint64(0xFFFF)).astype(np.int64)
-    ends = candidates + 1 + (counts + 1) // 2
-    real = np.zeros(candidates.size, dtype=bool)
-    k = 0
-    while k < candidates.size:
-        bad = np.flatnonzero(candidates[k + 1 :] < ends[k:-1])
-        stop = k + 1 + int(bad[0]) if bad.size else candidates.size
-        real[k:stop] = True
-        k = int(np.searchsorted(candidates, ends[stop - 1], side="left"))
-    headers, ends = candidates[real], ends[real]
+    headers, _, ends = wire.real_block_headers(words, candidates)
     block = np.searchsorted(headers, index, side="left") - 1  # the last header before each position
     inside = block >= 0
     inside[inside] = index[inside] < ends[block[inside]]

@@ -280,6 +280,27 @@ def opcodes_of(words: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(words).view(np.uint8)[7::8].copy()
 
 
+def real_block_headers(words: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The real block headers among ``candidates`` (sorted positions of words with a block opcode).
+
+    A candidate inside the data of an earlier real header is data itself. Returns the real headers, their
+    register-word counts and the position after each block's data (may exceed the stream). The walk is
+    vectorised over runs of consistent headers; Python steps only happen where a data word looks like a header.
+    """
+    counts_all = (words[candidates] & _MASK16).astype(np.int64)
+    ends_all = candidates + 1 + (counts_all + 1) // 2
+    real = np.zeros(candidates.size, dtype=bool)
+    index = 0
+    while index < candidates.size:
+        # candidates index.. are real as long as each starts at or after the previous one's end
+        bad = np.flatnonzero(candidates[index + 1 :] < ends_all[index:-1])
+        stop = index + 1 + int(bad[0]) if bad.size else candidates.size
+        real[index:stop] = True
+        # skip the candidates swallowed by the data of the last real header
+        index = int(np.searchsorted(candidates, ends_all[stop - 1], side="left"))
+    return candidates[real], counts_all[real], ends_all[real]
+
+
 def block_payload_mask(
     words: np.ndarray, header_code: int, opcodes: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -300,20 +321,8 @@ def block_payload_mask(
     is_data = np.zeros(words.size, dtype=bool)
     if candidates.size == 0:
         return is_data, candidates.astype(np.int64), candidates.astype(np.int64)
-    counts_all = (words[candidates] & _MASK16).astype(np.int64)
-    ends_all = candidates + 1 + (counts_all + 1) // 2
-    real = np.zeros(candidates.size, dtype=bool)
-    index = 0
-    while index < candidates.size:
-        # candidates index.. are real as long as each starts at or after the previous one's end
-        bad = np.flatnonzero(candidates[index + 1 :] < ends_all[index:-1])
-        stop = index + 1 + int(bad[0]) if bad.size else candidates.size
-        real[index:stop] = True
-        # skip the candidates swallowed by the data of the last real header
-        index = int(np.searchsorted(candidates, ends_all[stop - 1], side="left"))
-    headers = candidates[real]
-    counts = counts_all[real]
-    ends = np.minimum(ends_all[real], words.size)
+    headers, counts, ends = real_block_headers(words, candidates)
+    ends = np.minimum(ends, words.size)
     # mark data words: +1 at each data start, -1 at its end, cumulative sum
     marks = np.bincount(headers + 1, minlength=words.size + 1) - np.bincount(ends, minlength=words.size + 1)
     is_data = np.cumsum(marks[:-1]) > 0
