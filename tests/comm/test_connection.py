@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bss2.comm import (
     ChipBusy,
@@ -218,3 +220,20 @@ def test_console_script_serves_and_a_killed_server_makes_the_client_raise():
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=60), st.integers(0, 2**32 - 1))
+def test_zeromock_fast_answers_equal_the_general_answers(words, seed):
+    from bss2.comm.connection import _zero_responses_general, zero_responses
+
+    rng = np.random.default_rng(seed)
+    # mix random words with well-formed reads, block reads and END markers at random places
+    parts = [np.array(words, dtype=np.uint64)]
+    parts.append(wire.encode_read(rng.integers(0, 1 << 24, 3)))
+    parts.append(wire.encode_read_block(int(rng.integers(0, 1 << 20)), int(rng.integers(1, 9))))
+    parts.append(wire.encode_write_block(int(rng.integers(0, 1 << 20)), rng.integers(0, 2**32, int(rng.integers(1, 7)))))
+    parts.append(wire.encode_end(int(rng.integers(0, 2**32))))
+    rng.shuffle(parts)
+    stream = np.concatenate(parts)
+    assert np.array_equal(zero_responses(stream), _zero_responses_general(stream))
