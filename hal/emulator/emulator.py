@@ -62,6 +62,7 @@ SPIKE_INJECTION = _base("spike_injection")
 MADC_CONTROL = _base("madc_control")
 CADC_SAMPLES = _base("cadc_sample_quad")
 CAPMEM = REGISTER_MAP["capmem_cell"]
+SYNAPSES = REGISTER_MAP["synapse_quad"]
 PPU_CONTROL = REGISTER_MAP["ppu_control"]
 COUNTERS = REGISTER_MAP["crossbar_output_event_counter"]
 # the first word of each CADC sample row (cadc * 2 + channel type): reading it converts the row
@@ -139,7 +140,9 @@ class Emulator:
             split = _hagen_suffix_start(words)
             if split is not None:
                 # configuration (general path), then the canonical MAC vectors (fast path if they qualify)
-                head = self._execute_general(words[:split])
+                head = self._execute_synapse_writes(words[:split])
+                if head is None:
+                    head = self._execute_general(words[:split])
                 tail = execute_hagen(self, words[split:])
                 if tail is None:
                     tail = self._execute_general(words[split:])
@@ -149,6 +152,54 @@ class Emulator:
         responses = self._execute_general(words)
         self._set_timing(self.time - t0, int(np.asarray(words).size), int(responses.size))
         return responses
+
+    def _execute_synapse_writes(self, words: np.ndarray) -> np.ndarray | None:
+        """A prefix of nothing but complete WRITE/WRITE_BLOCK instructions into the synapse array (the
+        executor's weight updates) stores its words and advances time without the general interpreter;
+        anything else returns None (nothing changed) and takes the general path.
+
+        Equivalent to the general path: synapse words accept every 32-bit value, respond nothing and only
+        invalidate the weight caches; each instruction takes ``instruction_cycles``, a block also one per
+        data word.
+        """
+        stream = wire.decode_instructions(words)
+        opcode = stream.opcode
+        single = opcode == Opcode.WRITE
+        if not np.all(single | (opcode == Opcode.WRITE_BLOCK)):
+            return None
+        registers = np.bincount(stream.block_of, minlength=stream.block_headers.size)
+        if stream.block_headers.size and not np.array_equal(registers, stream.block_counts):
+            return None  # truncated block: the general path reports it
+        parts = [stream.addresses[single]]
+        values = [stream.low32[single]]
+        if stream.block_headers.size:
+            starts = ((stream.words[stream.block_headers] >> np.uint64(32)) & np.uint64(0xFF_FFFF)).astype(np.int64)
+            first = np.cumsum(registers) - registers
+            parts.append(starts[stream.block_of] + (np.arange(stream.block_of.size) - first[stream.block_of]))
+            values.append(stream.block_data.astype(np.int64))
+            if single.any():  # order matters for repeated addresses: keep program order
+                order = np.argsort(np.concatenate((stream.index[single], stream.block_headers[stream.block_of])), kind="stable")
+            else:
+                order = None
+        else:
+            order = None
+        addresses = np.concatenate(parts)
+        data = np.concatenate(values)
+        if order is not None:
+            addresses, data = addresses[order], data[order]
+        if addresses.size == 0 or addresses.min() < SYNAPSES.base or addresses.max() > SYNAPSES.last_address:
+            return None
+        if addresses.size > 1 and not bool(np.all(addresses[1:] > addresses[:-1])):
+            _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
+            keep = addresses.size - 1 - first_in_reversed
+            addresses, data = addresses[keep], data[keep]
+        cycles = self.config.instruction_cycles
+        end_time = self.time + cycles * (opcode.size + float(np.ceil(stream.block_counts / 2).sum()))
+        self.memory[addresses] = data
+        self.core.config_written(self.memory, addresses, data, np.full(addresses.size, end_time))
+        self.time = end_time
+        self.core.settle_to(end_time)
+        return np.empty(0, np.uint64)
 
     def _execute_general(self, words: np.ndarray) -> np.ndarray:
         """The general interpreter: every instruction, in order, against the register map and the physics."""

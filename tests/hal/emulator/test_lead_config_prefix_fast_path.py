@@ -44,3 +44,29 @@ def test_prefix_plus_vectors_match_the_general_interpreter_in_distribution():
     for synram in (0, 1):
         difference = fast[synram].astype(float) - general[synram].astype(float)
         assert abs(difference.mean()) < 0.5 and difference.std() < 4.5  # two independent noise draws of ~2 LSB
+
+
+def test_weight_updates_before_vectors_equal_the_general_interpreter():
+    """The executor's typical program: only synapse writes (blocks and single words), then the vectors."""
+    rng = np.random.default_rng(2)
+    w = rng.integers(-63, 64, (128, 256))
+    x = rng.integers(0, 32, (32, 128))
+    setup = np.concatenate([hagen.hagen_config_words({0: w, 1: w}), wire.encode_end(1)])
+    update = np.concatenate([
+        hagen.hagen_synapse_words(0, rng.integers(-63, 64, (128, 256))),
+        wire.encode_write([0x10000 + 5, 0x10000 + 5, 0x10000 + 16384 + 7], rng.integers(0, 2**32, 3)),
+        hagen.hagen_input_words({0: x, 1: x}, end_cookie=4),
+    ])
+    results = []
+    for fast in (True, False):
+        for config in (EmulatorConfig.ideal(), EmulatorConfig.default().evolve(noise_lsb=0.0)):
+            emulator = Emulator(seed=9, config=config)
+            emulator.fast_path = fast
+            emulator.execute(setup)
+            responses = emulator.execute(update)
+            results.append((responses, emulator.time, emulator.memory.copy()))
+    for k in (0, 1):  # ideal, noise-free default: fast == general bit for bit
+        fast_result, general_result = results[k], results[2 + k]
+        assert np.array_equal(fast_result[0], general_result[0])
+        assert fast_result[1] == general_result[1]
+        assert np.array_equal(fast_result[2], general_result[2])
