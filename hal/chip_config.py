@@ -105,22 +105,7 @@ class ChipConfig:
         """
         from . import wire
 
-        stream = wire.decode_instructions(words)
-        single = stream.opcode == wire.Opcode.WRITE
-        addresses = [stream.addresses[single]]
-        data = [stream.low32[single]]
-        order = [stream.index[single]]
-        if stream.block_headers.size:
-            starts = ((stream.words[stream.block_headers] >> np.uint64(32)) & np.uint64(0xFFFFFF)).astype(np.int64)
-            counts = np.bincount(stream.block_of, minlength=stream.block_headers.size)
-            within = np.arange(stream.block_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
-            addresses.append(starts[stream.block_of] + within)
-            data.append(stream.block_data.astype(np.int64))
-            order.append(stream.block_headers[stream.block_of])
-        all_addresses = np.concatenate(addresses)
-        all_data = np.concatenate(data)
-        sequence = np.argsort(np.concatenate(order), kind="stable")
-        all_addresses, all_data = all_addresses[sequence], all_data[sequence]
+        all_addresses, all_data = wire.decode_instructions(words).writes()
         keep = (all_addresses < _IMAGE_SIZE) & _STATIC_MASK[np.clip(all_addresses, 0, _IMAGE_SIZE - 1)]
         config = base.copy() if base is not None else cls()
         config._image[all_addresses[keep]] = all_data[keep]  # later writes win (fancy assignment keeps the last)

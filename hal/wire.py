@@ -392,6 +392,23 @@ class InstructionStream:
         """Bits 31..0 of every instruction."""
         return (self.payload & _MASK32).astype(np.int64)
 
+    def writes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(addresses, data)`` of every register word written by WRITE and WRITE_BLOCK, in program order
+        (a truncated block contributes the words it has)."""
+        single = self.opcode == Opcode.WRITE
+        addresses, data = self.addresses[single], self.low32[single]
+        if not self.block_headers.size:
+            return addresses, data
+        starts = ((self.words[self.block_headers] >> _ADDRESS_SHIFT) & _MASK24).astype(np.int64)
+        registers = np.bincount(self.block_of, minlength=self.block_headers.size)
+        within = np.arange(self.block_of.size) - np.repeat(np.cumsum(registers) - registers, registers)
+        all_addresses = np.concatenate((addresses, starts[self.block_of] + within))
+        all_data = np.concatenate((data, self.block_data.astype(np.int64)))
+        if not single.any():
+            return all_addresses, all_data
+        order = np.argsort(np.concatenate((self.index[single], self.block_headers[self.block_of])), kind="stable")
+        return all_addresses[order], all_data[order]
+
 
 def _split_blocks(words: object, header_code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """``(words, is_data, headers, counts, plain_index, plain, plain_opcodes)`` of a stream: the block walk

@@ -170,28 +170,11 @@ class Emulator:
         registers = np.bincount(stream.block_of, minlength=stream.block_headers.size)
         if stream.block_headers.size and not np.array_equal(registers, stream.block_counts):
             return None  # truncated block: the general path reports it
-        parts = [stream.addresses[single]]
-        values = [stream.low32[single]]
-        if stream.block_headers.size:
-            starts = ((stream.words[stream.block_headers] >> np.uint64(32)) & np.uint64(0xFF_FFFF)).astype(np.int64)
-            first = np.cumsum(registers) - registers
-            parts.append(starts[stream.block_of] + (np.arange(stream.block_of.size) - first[stream.block_of]))
-            values.append(stream.block_data.astype(np.int64))
-            if single.any():  # order matters for repeated addresses: keep program order
-                order = np.argsort(np.concatenate((stream.index[single], stream.block_headers[stream.block_of])), kind="stable")
-            else:
-                order = None
-        else:
-            order = None
-        addresses = np.concatenate(parts)
-        data = np.concatenate(values)
-        if order is not None:
-            addresses, data = addresses[order], data[order]
+        addresses, data = stream.writes()
         if addresses.size == 0 or addresses.min() < SYNAPSES.base or addresses.max() > SYNAPSES.last_address:
             return None
-        if addresses.size > 1 and not bool(np.all(addresses[1:] > addresses[:-1])):
-            _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
-            keep = addresses.size - 1 - first_in_reversed
+        keep = _last_writes(addresses)
+        if keep is not None:
             addresses, data = addresses[keep], data[keep]
         cycles = self.config.instruction_cycles
         end_time = self.time + cycles * (opcode.size + float(np.ceil(stream.block_counts / 2).sum()))
@@ -243,11 +226,8 @@ class Emulator:
         addresses, values, order_instr = program.config_writes(begin, end)
         if addresses.size == 0:
             return
-        # last write wins: keep the final occurrence of every address (a sort, skipped when the addresses
-        # are strictly increasing, as in block writes of a whole plane)
-        if addresses.size > 1 and not bool(np.all(addresses[1:] > addresses[:-1])):
-            _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
-            keep = addresses.size - 1 - first_in_reversed
+        keep = _last_writes(addresses)
+        if keep is not None:
             addresses, values, order_instr = addresses[keep], values[keep], order_instr[keep]
         self.memory[addresses] = values
         self.core.config_written(self.memory, addresses, values, starts[order_instr])
@@ -713,3 +693,14 @@ def _hagen_suffix_start(words: np.ndarray) -> int | None:
         if not is_data[candidate]:
             return int(candidate)
     return None
+
+
+def _last_writes(addresses: np.ndarray) -> np.ndarray | None:
+    """Indices keeping the last write of every address (last write wins), or None when no address repeats.
+
+    The sort is skipped when the addresses are strictly increasing, as in block writes of a whole plane.
+    """
+    if addresses.size < 2 or bool(np.all(addresses[1:] > addresses[:-1])):
+        return None
+    _, first_in_reversed = np.unique(addresses[::-1], return_index=True)
+    return addresses.size - 1 - first_in_reversed

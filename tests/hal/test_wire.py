@@ -129,3 +129,21 @@ def test_encoders_reject_out_of_range_values_by_name():
         wire.encode_write([1.5], [0])
     with pytest.raises(EncodingError, match="1-D"):
         wire.decode_responses(np.zeros((2, 2), np.uint64))
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.just("single"), addresses, data32),
+    st.tuples(st.just("block"), st.integers(0, 1000), st.lists(data32, min_size=1, max_size=7)),
+), max_size=12))
+def test_writes_lists_every_written_word_in_program_order(items):
+    parts, expected = [], []
+    for item in items:
+        if item[0] == "single":
+            parts.append(wire.encode_write([item[1]], [item[2]]))
+            expected.append((item[1], item[2]))
+        else:
+            parts.append(wire.encode_write_block(item[1], item[2]))
+            expected.extend((item[1] + k, v) for k, v in enumerate(item[2]))
+    stream = wire.decode_instructions(np.concatenate(parts) if parts else np.empty(0, np.uint64))
+    got_addresses, got_data = stream.writes()
+    assert list(zip(got_addresses.tolist(), got_data.tolist())) == expected
