@@ -15,6 +15,7 @@ import numpy as np
 
 from ..regmap import REGISTER_MAP
 from .config import EmulatorConfig
+from .kernels import splitmix64
 
 N_NEURONS = 512
 CYCLES_PER_US = 125.0
@@ -179,25 +180,47 @@ def driver_scale(config: EmulatorConfig, pattern: FixedPattern, driver_words: np
 
 
 class NoiseSource:
-    """Gaussian noise by inverse-CDF table lookup on random uint16 (far cheaper than standard_normal)."""
+    """Gaussian temporal noise: a counter-based stream of 16-bit quantile indices (see :mod:`.kernels`).
+
+    Word ``i`` of the stream (SplitMix64 with this source's key) gives samples ``4i .. 4i + 3``, each an
+    index into :func:`normal_table`, 65,536 equiprobable quantiles of the standard normal (its tails end at
+    4.3 sigma). :meth:`reserve` hands out fresh words; a sample depends only on its position, so the fast
+    path draws reserved words in any order (by numpy or by the compiled kernels) with the same result.
+    """
 
     def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
+        self.key = int(rng.integers(0, 1 << 64, dtype=np.uint64))
+        self.position = 0  # next unused word of the stream
         self._scaled: dict[float, np.ndarray] = {}
 
-    def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
-        """float32 samples with standard deviation ``std``."""
+    def table(self, std: float) -> np.ndarray:
+        """The quantile table scaled to standard deviation ``std`` (float32, read-only)."""
         table = self._scaled.get(std)
         if table is None:
-            table = self._scaled[std] = (_normal_table() * np.float32(std)).astype(np.float32)
+            table = self._scaled[std] = (normal_table() * np.float32(std)).astype(np.float32)
+            table.flags.writeable = False
+        return table
+
+    def reserve(self, words: int) -> int:
+        """Reserve the next ``words`` words of the stream (4 samples each); returns the first one's index."""
+        start = self.position
+        self.position += int(words)
+        return start
+
+    def indices(self, start: int, count: int) -> np.ndarray:
+        """The 16-bit table indices of words ``start .. start + count - 1`` (uint16, 4 per word)."""
+        return splitmix64(self.key, start, count).view(np.uint16)
+
+    def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
+        """Fresh float32 samples with standard deviation ``std``."""
         n = math.prod(shape)
-        # 64 random bits give four table indices
-        index = self.rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
-        return np.take(table, index)
+        words = -(-n // 4)
+        index = self.indices(self.reserve(words), words)[:n].reshape(shape)
+        return np.take(self.table(std), index)
 
 
 @functools.lru_cache(maxsize=1)
-def _normal_table() -> np.ndarray:
+def normal_table() -> np.ndarray:
     """Midpoints of 65536 equiprobable bins of the standard normal (inverse CDF; no scipy)."""
     p = (np.arange(65536, dtype=np.float64) + 0.5) / 65536.0
     table = (np.sqrt(2.0) * _erfinv(2.0 * p - 1.0)).astype(np.float32)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..regmap import REGISTER_MAP
 from ..wire import Opcode, ResponseType
+from . import kernels
 from .analog import _FLOOR_TOLERANCE, CYCLES_PER_US, saturate
 
 _B = REGISTER_MAP
@@ -68,11 +69,20 @@ def recognise(words: np.ndarray) -> _Shape | None:
     if n < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
         return None
     lanes = words.view("<u2").reshape(-1, 4)
-    top = np.ascontiguousarray(lanes[:, 3])  # opcode, and of SPIKES words delay and count
-    other = np.flatnonzero((top >> np.uint16(8)) != _SPIKES)
+    scanned = None
+    if kernels.mode() == "numba":  # one compiled pass instead of the numpy passes below
+        scanned = kernels.scan(lanes, _SPIKES)
+        if not scanned[3]:
+            return None
+        other = scanned[0]
+        top = None
+        o_op = (lanes[other, 3] >> np.uint16(8)).astype(np.uint8)
+    else:
+        top = np.ascontiguousarray(lanes[:, 3])  # opcode, and of SPIKES words delay and count
+        other = np.flatnonzero((top >> np.uint16(8)) != _SPIKES)
+        o_op = (top[other] >> np.uint16(8)).astype(np.uint8)
     if other.size == 0:
         return None
-    o_op = (top[other] >> np.uint16(8)).astype(np.uint8)
     has_end = bool(o_op[-1] == Opcode.END)
     body = other.size - int(has_end)
     if body < 4 or o_op[0] != Opcode.TIMER_RESET:
@@ -126,7 +136,10 @@ def recognise(words: np.ndarray) -> _Shape | None:
     n_spikes = pos[:, 2] - pos[:, 1] - 1
     delay = 0
     partial = np.zeros(0, np.intp)
-    if n_spikes.any():
+    if n_spikes.any() and scanned is not None:
+        delay = (scanned[2] >> 2) & 63
+        partial = scanned[1]
+    elif n_spikes.any():
         first_spike = int(pos[np.flatnonzero(n_spikes)[0], 1] + 1)
         reference = int(top[first_spike]) | 3
         probe = top | np.uint16(3)
@@ -213,23 +226,23 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     rate = core.parasitic_rate
     if rate > 0 and step * rate * float((shape.vector_end - shape.vector_start).max()) * _CHUNK > 60.0:
         return None  # chunk-relative leak factors would leave float32 range
+    factor = None
+    if rate > 0:
+        # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
+        # exp((i - a) * step * rate) is applied per word (a: first word of the chunk), the rest per vector
+        chunk_start = shape.vector_start[(np.arange(shape.n_vectors) // _CHUNK) * _CHUNK]
+        t_first = vector_time + pre + shape.delay
+        exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
+        factor = np.exp(exponent).astype(np.float32)
     _mark("state checks, timeline")
-    effective = _accumulate(core, words, shape, tables, step, dead > 0)
+    compiled = kernels.mode() == "numba"
+    effective = (_accumulate_compiled if compiled else _accumulate)(core, words, shape, tables, step, dead > 0, factor)
     if effective is None:
         return None
     # quadrants that are never reset: they may only relax (no input), else the general path integrates them
     for h in (0, 1):
         if (shape.quadrants >> (2 * h)) & 3 != 3 and effective[:, _DRIVERS[h]].any():
             return None
-    if rate > 0:
-        # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
-        # exp((i - a) * step * rate) was applied per word (a: first word of the chunk), the rest per vector
-        chunk_start = shape.vector_start[(np.arange(shape.n_vectors) // _CHUNK) * _CHUNK]
-        t_first = vector_time + pre + shape.delay
-        exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
-        effective *= np.exp(exponent).astype(np.float32)[:, None]
-
-    _mark("leak per vector")
     weights = core.hagen_weights(memory, params)
     n_v, n_r = shape.n_vectors, shape.reads
     has_end = shape.end_cookie is not None
@@ -258,13 +271,28 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         reads.append((k, h, w, None if fold else baseline))
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
-    # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout per
-    # cache-sized chunk of vectors
+    # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
     _mark(None)
     products = {k: effective[:, _MATMUL[h]] @ w for k, h, w, _ in reads if enabled[k]}
     _mark("matmul")
-    for c0 in range(0, n_v, _READ_CHUNK):
+    # noise sample (v, k, c) is sample (v * n_r + k) * 256 + c of the words reserved here (64 per read)
+    noisy = not fold and cfg.noise_lsb > 0
+    noise_base = core.noise.reserve(n_v * n_r * 64) if noisy else 0
+    table = core.noise.table(cfg.noise_lsb) if noisy else None
+    if compiled:
+        zeros = np.zeros(256, np.float32)
+        for k, h, w, baseline in reads:
+            if enabled[k]:
+                bend = not fold and bool(np.isfinite(knee[h]).any())
+                kernels.readout(products[k], knee[h], cfg.saturation_span_lsb, bend, table, core.noise.key, noise_base,
+                                k, zeros if fold else baseline, samples_u8)
+        _mark("readout (compiled)")
+    for c0 in range(0, 0 if compiled else n_v, _READ_CHUNK):  # numpy passes per cache-sized chunk of vectors
         c1 = min(n_v, c0 + _READ_CHUNK)
+        noise = None
+        if noisy:
+            index = core.noise.indices(noise_base + c0 * n_r * 64, (c1 - c0) * n_r * 64)
+            noise = index.reshape(c1 - c0, n_r, 256)
         for k, h, w, baseline in reads:
             if not enabled[k]:
                 continue
@@ -273,8 +301,8 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             if not fold:
                 swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
                 _mark("saturation")
-                if cfg.noise_lsb > 0:
-                    swing += core.noise.normal(swing.shape, cfg.noise_lsb)
+                if noise is not None:
+                    swing += np.take(table, noise[:, k])
                     _mark("noise")
                 swing += baseline
             np.clip(swing, 0.0, 255.0, out=swing)
@@ -309,9 +337,10 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool) -> np.ndarray | None:
+def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool,
+                factor: np.ndarray | None) -> np.ndarray | None:
     """(n_vectors, 259) float32: activation per (vector, column) (see _BINS), each event weighted by the chunk-relative
-    leak factor exp((i - a) * step * rate) of its word i (a: the chunk's first word)."""
+    leak factor exp((i - a) * step * rate) of its word i (a: the chunk's first word), each row then by ``factor``."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
     table = tables.hagen_column
@@ -366,7 +395,31 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
                 return None
             _mark("bus check")
     _mark("bus check")
+    if factor is not None:
+        effective *= factor[:, None]
+        _mark("leak per vector")
     return effective
+
+
+def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool,
+                         factor: np.ndarray | None) -> np.ndarray | None:
+    """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None."""
+    n_v = shape.n_vectors
+    lanes = words.view("<u2").reshape(-1, 4)
+    effective = np.zeros((n_v, _BINS), np.float32)
+    rate = core.parasitic_rate
+    chunk_start = shape.vector_start[(np.arange(n_v) // _CHUNK) * _CHUNK]
+    leak = None
+    if rate > 0:
+        span = int((shape.vector_end[np.minimum(np.arange(0, n_v, _CHUNK) + _CHUNK, n_v) - 1]
+                    - shape.vector_start[np.arange(0, n_v, _CHUNK)]).max())
+        leak = _leak_table(step * rate, span)
+    table = tables.hagen_column_i16
+    _mark("window index, leak table")
+    status = kernels.accumulate(lanes, shape.first_spike, shape.n_spikes, table,
+                                tables.hagen_bus_bit if check_buses else None, leak, chunk_start, factor, effective)
+    _mark("accumulate (compiled)")
+    return effective if status == kernels.OK else None
 
 
 _LEAK_TABLES: dict[float, np.ndarray] = {}

@@ -99,6 +99,7 @@ class RoutingTables:
         # is left free (it carries the CADC baseline into the matmul): driver d -> d + (d >= 128), no driver
         # -> 257, not hagen -> 258; and the PADI bus bit of every column (0: none)
         self.hagen_column = (self.fpga_hagen + (self.fpga_hagen >= 128)).astype(np.intp)
+        self.hagen_column_i16 = self.hagen_column.astype(np.int16)  # the compiled kernels' copy (cache-friendly)
         column = np.arange(259)
         driver = column - (column > 128)
         on_bus = (column != 128) & (driver < 256)

@@ -1,0 +1,275 @@
+"""Compiled inner loops of the hagen fast path, and the counter-based noise generator they share with numpy.
+
+The hagen fast path (:mod:`bss2.hal.emulator.fastpath`) spends its time in two places that numpy can only
+express as a dozen passes over large temporaries: accumulating every event of every SPIKES word into a
+(vector, driver) activation matrix, and turning every membrane swing into a CADC sample (saturation bend,
+temporal noise, baseline, clipping, 8-bit quantisation). This module holds single-pass versions of both,
+compiled with `numba <https://numba.pydata.org>`_ and run on slices of the batch in a small thread pool
+(the kernels release the GIL). They compute exactly what the numpy passes in ``fastpath`` compute, in the
+same floating-point order, so the two implementations give identical responses; the numpy passes remain
+the fallback where numba cannot be imported, or when ``BSS2_EMULATOR_KERNELS=numpy`` is set.
+
+Temporal noise comes from a counter-based generator (SplitMix64 over ``key + (i + 1) * golden gamma``):
+64-bit word ``i`` of a stream gives the four 16-bit indices ``4i .. 4i + 3`` into a table of 65,536
+equiprobable standard-normal quantiles (:func:`bss2.hal.emulator.analog.normal_table`). Because a sample
+depends only on its position in the stream, any slice of it can be drawn independently, by numpy or by a
+kernel thread, and gives the same values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+GAMMA = np.uint64(0x9E37_79B9_7F4A_7C15)  # SplitMix64 increment (2^64 / golden ratio, odd)
+_M1 = np.uint64(0xBF58_476D_1CE4_E5B9)
+_M2 = np.uint64(0x94D0_49BB_1331_11EB)
+#: accumulator columns of one vector: drivers 0..127, baseline, drivers 128..255, no driver, not hagen
+BINS = 259
+#: status codes of :func:`accumulate`
+OK, BAD_DRIVER, BUS_COLLISION = 0, 1, 2
+#: below this many vectors a call runs in the calling thread (a pool hand-off costs more than it saves)
+_MIN_PARALLEL = 96
+
+
+def splitmix64(key: int, start: int, count: int) -> np.ndarray:
+    """Words ``start .. start + count - 1`` of the SplitMix64 stream with ``key`` (uint64, vectorised)."""
+    with np.errstate(over="ignore"):
+        z = (np.arange(start + 1, start + count + 1, dtype=np.uint64) * GAMMA) + np.uint64(key)
+        x = z ^ (z >> np.uint64(30))
+        x *= _M1
+        x ^= x >> np.uint64(27)
+        x *= _M2
+        x ^= x >> np.uint64(31)
+    return x
+
+
+_forced: list[str] = []  # innermost use() on top
+
+
+def mode() -> str:
+    """``"numba"`` when the compiled kernels are in use, else ``"numpy"``."""
+    if _forced and _forced[-1] == "numpy":
+        return "numpy"
+    return "numba" if _compiled() is not None else "numpy"
+
+
+@contextlib.contextmanager
+def use(which: str) -> Iterator[None]:
+    """Within the block, run the fast path with the numpy passes (``"numpy"``) or, where numba is
+    importable, the compiled kernels (``"numba"``); for tests and comparisons (not thread-safe)."""
+    if which not in ("numba", "numpy"):
+        raise ValueError(f"which = {which!r}: expected 'numba' or 'numpy'")
+    _forced.append(which)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> tuple[Callable[..., object], Callable[..., int], Callable[..., None]] | None:
+    """The compiled kernels, or None (numba missing, or the numpy passes requested)."""
+    wanted = os.environ.get("BSS2_EMULATOR_KERNELS", "numba").strip().lower()
+    if wanted not in ("numba", "numpy"):
+        raise ValueError(f"BSS2_EMULATOR_KERNELS = {wanted!r}: expected 'numba' or 'numpy'")
+    if wanted == "numpy":
+        return None
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; this is the degraded fallback
+        log.warning("numba is not importable: the emulator's hagen fast path uses its (slower) numpy passes")
+        return None
+    return _build(numba)
+
+
+def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernels
+    jit = numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+
+    @jit
+    def scan_kernel(lanes, spikes):
+        # one pass over the words: positions of the non-SPIKES words; every SPIKES word must share one delay;
+        # partly filled ones (fewer than 3 labels) are listed and must leave their unused labels zero
+        n = lanes.shape[0]
+        other = np.empty(n, np.int64)
+        partial = np.empty(n, np.int64)
+        n_other = 0
+        n_partial = 0
+        reference = -1
+        ok = True
+        for i in range(n):
+            top = np.int64(lanes[i, 3])
+            if (top >> 8) != spikes:
+                other[n_other] = i
+                n_other += 1
+                continue
+            if reference < 0:
+                reference = top | 3
+            ok &= (top | 3) == reference
+            used = top & 3
+            if used != 3:
+                partial[n_partial] = i
+                n_partial += 1
+                ok &= used != 0 and (used >= 2 or lanes[i, 1] == 0) and lanes[i, 0] == 0
+        return other[:n_other].copy(), partial[:n_partial].copy(), reference, ok
+
+    @jit
+    def accumulate_kernel(lanes, first, count, table, bus_bit, check_buses, leak, chunk_start, factor, out, v0, v1):
+        # lanes: (n_words, 4) uint16, the little-endian lanes of the words (lane 3: opcode, delay, label
+        # count); label k of a SPIKES word sits in lane 2 - k. Per vector: look every label up once (unused
+        # lanes hold label 0 and go to the idle column 257), then add them lane by lane, each lane in word
+        # order (the summation order of the numpy passes), then scale the row by the vector's leak factor.
+        n_max = 0
+        for v in range(v0, v1):
+            n_max = max(n_max, count[v])
+        columns = np.empty((3, n_max), np.int16)
+        acts = np.empty((3, n_max), np.float32)
+        use_leak = leak.size > 0
+        for v in range(v0, v1):
+            i0, n, a = first[v], count[v], chunk_start[v]
+            bad = False
+            collision = False
+            for j in range(n):
+                i = i0 + j
+                used = lanes[i, 3] & 3
+                weight = leak[i - a] if use_leak else np.float32(1.0)
+                buses = 0
+                for lane in range(3):
+                    label = lanes[i, lane]
+                    column = table[label] if lane + used >= 3 else 257
+                    bad |= column >= 258
+                    bit = bus_bit[min(column, 258)]
+                    collision |= (buses & bit) != 0
+                    buses |= bit
+                    columns[lane, j] = column
+                    acts[lane, j] = np.float32(label & 31) * weight
+            if bad:
+                return 1
+            if check_buses and collision:
+                return 2
+            for lane in range(3):
+                for j in range(n):
+                    out[v, columns[lane, j]] += acts[lane, j]
+            if factor.size:
+                f = factor[v]
+                for c in range(out.shape[1]):
+                    out[v, c] *= f
+        return 0
+
+    @jit
+    def readout_kernel(product, knee, span, bend, table, key, base, n_reads, read, baseline, out, v0, v1):
+        # product: (n_vectors, 256) float32 swings of one read; out: (n_vectors, n_reads, 264) uint8 responses
+        gamma = np.uint64(0x9E3779B97F4A7C15)
+        m1 = np.uint64(0xBF58476D1CE4E5B9)
+        m2 = np.uint64(0x94D049BB133111EB)
+        noisy = table.size > 0
+        swing = np.empty(256, np.float32)
+        for v in range(v0, v1):
+            # three simple loops per vector (the first and last vectorise): bend, noise, baseline and clip
+            if bend:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
+                for c in range(256):
+                    x = np.float64(product[v, c])
+                    excess = max(abs(x) - knee[c], 0.0)
+                    swing[c] = np.float32(x - math.copysign(excess * excess / (span + excess), x))
+            else:
+                swing[:] = product[v]
+            if noisy:
+                word0 = base + np.uint64((v * n_reads + read) * 64)  # 256 samples = 64 words per (vector, read)
+                for q in range(64):
+                    z = key + (word0 + np.uint64(q) + np.uint64(1)) * gamma
+                    r = (z ^ (z >> np.uint64(30))) * m1
+                    r = (r ^ (r >> np.uint64(27))) * m2
+                    r = r ^ (r >> np.uint64(31))
+                    for lane in range(4):
+                        swing[4 * q + lane] += table[(r >> np.uint64(16 * lane)) & np.uint64(0xFFFF)]
+            for c in range(256):
+                out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
+
+    return scan_kernel, accumulate_kernel, readout_kernel
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2:
+        return None
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="bss2-emulator"))
+        return _POOL[0]
+
+
+def _split(n: int) -> list[tuple[int, int]]:
+    pool = _pool()
+    parts = 1 if pool is None or n < _MIN_PARALLEL else pool._max_workers
+    edges = np.linspace(0, n, parts + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _run(kernel: Callable[..., object], n: int, *args: object) -> list[object]:
+    """``kernel(*args, v0, v1)`` over ``[0, n)``, in slices on the pool (results in slice order)."""
+    slices = _split(n)
+    if len(slices) == 1:
+        return [kernel(*args, 0, n)]
+    pool = _pool()
+    futures = [pool.submit(kernel, *args, a, b) for a, b in slices[1:]]
+    first = kernel(*args, *slices[0])
+    return [first] + [f.result() for f in futures]
+
+
+def scan(lanes: np.ndarray, spikes: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """One pass over a program's words (``lanes``: their (n, 4) uint16 view) for the fast-path recogniser.
+
+    Returns the positions of the words whose opcode is not ``spikes``, the positions of the SPIKES words
+    with fewer than three labels, the first SPIKES word's top lane with its label count set to 3 (-1 when
+    there is none), and whether every SPIKES word has that delay, at least one label and zero unused labels.
+    """
+    other, partial, reference, ok = _compiled()[0](lanes, spikes)
+    return other, partial, int(reference), bool(ok)
+
+
+def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, bus_bit: np.ndarray | None,
+               leak: np.ndarray | None, chunk_start: np.ndarray, factor: np.ndarray | None, out: np.ndarray) -> int:
+    """Add every used label of the SPIKES words ``first[v] .. first[v] + count[v] - 1`` into ``out[v]``.
+
+    ``table`` maps a label to its accumulator column (:data:`BINS` columns; 257 is idle); a column >= 258
+    returns :data:`BAD_DRIVER`, two labels of one word on one PADI bus (``bus_bit``, per column, given)
+    :data:`BUS_COLLISION` (the caller then leaves the program to the general path). ``leak`` (float32,
+    optional) weights word ``i`` by ``leak[i - chunk_start[v]]``; ``factor`` (float32, optional) then scales
+    row ``v``. Unused labels of partly filled words must be zero (as :func:`scan` checks).
+    """
+    kernel = _compiled()[1]
+    empty = np.zeros(0, np.float32)
+    if bus_bit is not None and bus_bit.size < BINS:
+        raise ValueError(f"bus_bit has {bus_bit.size} entries, needs {BINS}")
+    buses = bus_bit if bus_bit is not None else np.zeros(BINS, np.uint8)
+    status = _run(kernel, first.size, lanes, first, count, table, buses, bus_bit is not None,
+                  empty if leak is None else leak, chunk_start, empty if factor is None else factor, out)
+    return max(int(s) for s in status)
+
+
+def readout(product: np.ndarray, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None, key: int,
+            base: int, read: int, baseline: np.ndarray, out: np.ndarray) -> None:
+    """CADC samples of one read for every vector, written to ``out[:, read, 8:]`` (uint8).
+
+    Per sample: the saturation bend beyond the column's knee (when ``bend``), plus noise sample
+    ``(v * n_reads + read) * 256 + c`` of the stream whose 64-bit words start at ``base`` (when ``table``,
+    the scaled quantile table, is given), plus ``baseline``, clipped to 0..255 and truncated.
+    """
+    kernel = _compiled()[2]
+    noise = np.zeros(0, np.float32) if table is None else table
+    _run(kernel, product.shape[0], product, knee, float(span), bool(bend), noise, np.uint64(key), np.uint64(base),
+         out.shape[1], int(read), baseline, out)

@@ -1,0 +1,127 @@
+"""The compiled fast-path kernels: same responses as the numpy passes, and the documented noise stream."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bss2.hal import hagen, wire
+from bss2.hal.emulator import Emulator, EmulatorConfig, fastpath, kernels
+from bss2.hal.emulator.analog import NoiseSource, normal_table
+
+needs_numba = pytest.mark.skipif(kernels.mode() != "numba", reason="numba not importable")
+
+
+def test_splitmix64_is_the_published_generator():
+    # SplitMix64 seeded with 0 (Steele, Lea and Flood 2014; the reference outputs of its C implementation)
+    words = kernels.splitmix64(0, 0, 3)
+    assert [hex(int(w)) for w in words] == ["0xe220a8397b1dcdaf", "0x6e789e6aa1b965f4", "0x6c45d188009454f"]
+    # word i of a stream does not depend on where a draw starts
+    np.testing.assert_array_equal(kernels.splitmix64(12345, 10, 5), kernels.splitmix64(12345, 0, 15)[10:])
+
+
+def test_noise_stream_is_position_based_and_normal():
+    source = NoiseSource(np.random.default_rng(7))
+    first = source.reserve(3)
+    assert (first, source.reserve(2), source.position) == (0, 3, 5)
+    np.testing.assert_array_equal(source.indices(1, 2), source.indices(0, 3)[4:])
+    x = source.normal((400_000,), 2.0)
+    assert x.dtype == np.float32 and abs(x.mean()) < 0.02 and abs(x.std() - 2.0) < 0.01
+    assert abs(np.mean(np.abs(x) > 4.0) - 0.0455) < 0.002  # two-sided 2-sigma tail of a normal
+    table = normal_table()
+    assert table.size == 65536 and abs(table.std() - 1.0) < 1e-3 and np.all(np.diff(table) > 0)
+    # different chips (keys) give different streams
+    other = NoiseSource(np.random.default_rng(8))
+    assert not np.array_equal(other.indices(0, 64), source.indices(0, 64))
+
+
+def _programs(rng):
+    dense = {h: rng.integers(0, 32, (300, 128)) for h in (0, 1)}
+    sparse = {h: rng.integers(0, 32, (50, 128)) * (rng.random((50, 128)) < 0.1) for h in (0, 1)}
+    sparse[0][:4] = 0
+    return [
+        hagen.hagen_input_words(dense, end_cookie=3),
+        hagen.hagen_input_words(sparse),
+        hagen.hagen_input_words({0: dense[0][:40]}, num_sends=3, end_cookie=4),  # three terms per bin
+        hagen.hagen_input_words({1: sparse[1]}, wait_between_events=17),
+        hagen.hagen_input_words({0: dense[0][:1], 1: dense[1][:1]}),
+    ]
+
+
+def _run(which, config, weights, programs):
+    with kernels.use(which):
+        emulator = Emulator(seed=3, config=config)
+        emulator.execute(hagen.hagen_config_words(weights))
+        responses = [emulator.execute(p) for p in programs]
+    return responses, emulator
+
+
+@needs_numba
+@pytest.mark.parametrize("config", [EmulatorConfig.default(), EmulatorConfig.ideal()], ids=["default", "ideal"])
+def test_compiled_kernels_equal_the_numpy_passes(config):
+    rng = np.random.default_rng(11)
+    weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+    programs = _programs(rng)
+    assert all(fastpath.recognise(p) is not None for p in programs)
+    (a, ea), (b, eb) = (_run(which, config, weights, programs) for which in ("numba", "numpy"))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert ea.time == eb.time and ea.core.noise.position == eb.core.noise.position
+    np.testing.assert_array_equal(ea.memory, eb.memory)
+    np.testing.assert_array_equal(ea.core.v, eb.core.v)
+
+
+@needs_numba
+def test_results_do_not_depend_on_the_thread_split(monkeypatch):
+    rng = np.random.default_rng(12)
+    weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+    program = _programs(rng)[0]
+    split = _run("numba", EmulatorConfig.default(), weights, [program])[0]
+    monkeypatch.setattr(kernels, "_MIN_PARALLEL", 1 << 30)
+    whole = _run("numba", EmulatorConfig.default(), weights, [program])[0]
+    np.testing.assert_array_equal(split[0], whole[0])
+
+
+@needs_numba
+def test_kernels_leave_bad_programs_to_the_general_path():
+    from bss2.hal.regmap import REGISTER_MAP
+
+    rng = np.random.default_rng(13)
+    weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+    # rows 0 and 4 of synram 0 share PADI bus 0 (dead time 3 cycles by default)
+    labels = np.array([(0 << 11) | (0 << 6) | 7, (0 << 11) | (1 << 6) | 9, (1 << 11) | (0 << 6) | 5])
+    words = np.concatenate([
+        wire.encode_timer_reset(), wire.encode_write([REGISTER_MAP["neuron_reset"].base], [3]),
+        wire.encode_spikes(labels, 5), wire.encode_wait_until([500]), wire.encode_read_block(hagen.cadc_row_address(0), 64),
+    ]).astype(np.uint64)
+    for which in ("numba", "numpy"):
+        with kernels.use(which):
+            emulator = Emulator(seed=1)
+            emulator.execute(hagen.hagen_config_words(weights))
+            assert fastpath.execute_hagen(emulator, words) is None
+            # a label whose driver receives, but not in hagen mode (no hagen modulation or DAC)
+            spiking_driver = 1 | (1 << 1) | (2 << 3) | (31 << 5)
+            emulator.execute(wire.encode_write([REGISTER_MAP["synapse_driver_config"].base], [spiking_driver]))
+            ok = hagen.hagen_input_words({0: np.full((2, 128), 3)})
+            assert fastpath.execute_hagen(emulator, ok) is None
+
+
+def _shape_fields(shape):
+    if shape is None:
+        return None
+    return {name: np.asarray(getattr(shape, name)).tolist() for name in shape.__slots__}
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_compiled_scan_recognises_what_the_numpy_recogniser_does(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = {h: rng.integers(0, 32, (3, 128)) * (rng.random((3, 128)) < 0.3) for h in (0, 1)}
+    words = hagen.hagen_input_words(x, num_sends=data.draw(st.integers(1, 2)), end_cookie=data.draw(st.sampled_from([None, 5])))
+    for _ in range(data.draw(st.integers(0, 3))):  # flip bits of some words (opcodes, counts, delays, labels)
+        i = data.draw(st.integers(0, words.size - 1))
+        words[i] ^= np.uint64(1) << np.uint64(data.draw(st.integers(0, 63)))
+    with kernels.use("numpy"):
+        expected = _shape_fields(fastpath.recognise(words))
+    assert _shape_fields(fastpath.recognise(words)) == expected
