@@ -35,7 +35,6 @@ from bss2.graph import (
     CADCMembraneReadoutView,
     DataInput,
     DataOutput,
-    ExternalInput,
     ExternalSpikeInput,
     Graph,
     MACSynapseArrayView,
@@ -45,8 +44,9 @@ from bss2.graph import (
 )
 
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
-from .info import ExecutionInfo, InstanceRecord, timed
-from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, pair_tiles
+from .info import ExecutionInfo, InstanceRecord
+from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, pair_tiles, synram_image
+from .placement import Slot, place
 
 _log = logging.getLogger("bss2.exec")
 _cookies = itertools.count(1)
@@ -80,7 +80,7 @@ class JITExecutor:
         self._states = [ChipState() for _ in self.connections]
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"bss2-chip{i}") for i in range(len(self.connections))]
         self._lock = threading.Lock()  # one run at a time: the chip states are shared
-        self._plans: dict[int, tuple[Graph, list[_Level]]] = {}  # id(graph) -> (graph, levels)
+        self._plans: dict[int, _Plan] = {}  # id(graph) -> its plan
         self._runtime: int | None = None
         #: the :class:`ExecutionInfo` of the latest completed :meth:`run` (for callers that do not see it)
         self.last_info: ExecutionInfo | None = None
@@ -135,97 +135,92 @@ class JITExecutor:
             start = time.perf_counter()
             self._runtime = runtime
             info = ExecutionInfo()
-            values = self._external_inputs(graph, inputs, info)
-            for level in self._plan(graph):
-                self._run_level(graph, level, values, info)
+            plan = self._plan(graph)
+            values = self._external_inputs(plan, inputs, info)
+            for level in plan.levels:
+                self._run_level(plan, level, values, info)
             info.wall_time = time.perf_counter() - start
             self.last_info = info
             return values, info
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _external_inputs(self, graph: Graph, inputs: Mapping[int, np.ndarray], info: ExecutionInfo) -> dict[int, np.ndarray]:
+    def _external_inputs(self, plan: _Plan, inputs: Mapping[int, Any], info: ExecutionInfo) -> dict[int, Any]:
         record = InstanceRecord(instance=-1, chip=None)
-        values: dict[int, np.ndarray] = {}
-        with timed(record, "preprocess"):
-            expected = {int(d) for d in graph.inputs_of_graph()}
-            unknown = {int(k) for k in inputs} - expected
-            if unknown:
-                raise InputError(f"inputs given for vertices {sorted(unknown)} that are not ExternalInputs of the graph ({sorted(expected)})")
-            batch: int | None = None
-            for d in sorted(expected):
-                vertex = graph.vertex(d)
-                if isinstance(vertex, ExternalSpikeInput):
-                    continue
-                if vertex.output_port().type.name == "DataTimedSpikes":
-                    from .spiking import spike_inputs
+        started = time.perf_counter()
+        values: dict[int, Any] = {}
+        given = {int(k): v for k, v in inputs.items()}
+        unknown = given.keys() - plan.input_set
+        if unknown:
+            raise InputError(f"inputs given for vertices {sorted(unknown)} that are not ExternalInputs of the graph ({sorted(plan.input_set)})")
+        batch: int | None = None
+        for d, kind, port, low, high in plan.inputs:
+            if kind == "spikes":
+                continue
+            if kind == "timed":
+                from .spiking import spike_inputs
 
-                    given = next((inputs[k] for k in inputs if int(k) == d), [])
-                    values[d] = spike_inputs(given, f"v{d}")
-                    continue
-                if d not in {int(k) for k in inputs}:
-                    raise InputError(f"no input given for ExternalInput v{d} ({vertex.output_port()})")
-                data = np.asarray(inputs[next(k for k in inputs if int(k) == d)])
-                port = vertex.output_port()
-                if data.ndim != 2 or data.shape[1] != port.size:
-                    raise InputError(f"input for v{d} must have shape (batch, {port.size}), got {data.shape}")
-                if data.dtype.kind not in "iub":
-                    raise InputError(f"input for v{d} must hold integers, got dtype {data.dtype}")
-                if batch is not None and data.shape[0] != batch:
-                    raise InputError(f"all inputs need the same batch size, got {batch} and {data.shape[0]} (v{d})")
-                batch = data.shape[0]
-                low, high = _port_range(port.type.name)
-                if data.size and (int(data.min()) < low or int(data.max()) > high):
-                    raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{int(data.min())}, {int(data.max())}]")
-                values[d] = data
+                values[d] = spike_inputs(given.get(d, []), f"v{d}")
+                continue
+            if d not in given:
+                raise InputError(f"no input given for ExternalInput v{d} ({port})")
+            data = np.asarray(given[d])
+            if data.ndim != 2 or data.shape[1] != port.size:
+                raise InputError(f"input for v{d} must have shape (batch, {port.size}), got {data.shape}")
+            if data.dtype.kind not in "iub":
+                raise InputError(f"input for v{d} must hold integers, got dtype {data.dtype}")
+            if batch is not None and data.shape[0] != batch:
+                raise InputError(f"all inputs need the same batch size, got {batch} and {data.shape[0]} (v{d})")
+            batch = data.shape[0]
+            if data.size:
+                lowest, highest = int(data.min()), int(data.max())
+                if lowest < low or highest > high:
+                    raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{lowest}, {highest}]")
+            values[d] = data
+        record.stages["preprocess"] = time.perf_counter() - started
         info.add(record)
         return values
 
-    def _plan(self, graph: Graph) -> list[_Level]:
-        """The levels of ``graph`` with their instances sorted by kind (kept for the last few graphs, which
-        stay referenced so their ids stay theirs)."""
+    def _plan(self, graph: Graph) -> _Plan:
+        """The analysis of ``graph`` (levels, tiles, placement, host steps), kept for the last few graphs,
+        which stay referenced so their ids stay theirs."""
         entry = self._plans.get(id(graph))
-        if entry is not None and entry[0] is graph:
-            return entry[1]
-        levels = [_Level.of(graph, level) for level in _instance_levels(graph)]
+        if entry is not None and entry.graph is graph:
+            return entry
+        plan = _Plan.of(graph, self.n_chips)
         if len(self._plans) >= _PLANS:
             self._plans.pop(next(iter(self._plans)))
-        self._plans[id(graph)] = (graph, levels)
-        return levels
+        self._plans[id(graph)] = plan
+        return plan
 
-    def _run_level(self, graph: Graph, level: _Level, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
-        tiles: list[Tile] = []
-        for instance in level.on_chip:
-            record = InstanceRecord(instance=instance.id, chip=None)
-            with timed(record, "preprocess"):
-                try:
-                    tiles.extend(_tiles_of(graph, instance, level.tile_specs(graph, instance), values))
-                except ExecError:
-                    raise
-                except Exception as error:
-                    raise ExecutionFailed(str(error), instance=instance.id, chip=None, stage="preprocess") from error
+    def _run_level(self, plan: _Plan, level: _Level, values: dict[int, Any], info: ExecutionInfo) -> None:
+        if level.specs:
+            record = InstanceRecord(instance=level.specs[0].instance, chip=None)
+            started = time.perf_counter()
+            try:
+                tiles = [spec.tile(values) for spec in level.specs]
+            except ExecError:
+                raise
+            except Exception as error:
+                raise ExecutionFailed(str(error), instance=record.instance, chip=None, stage="preprocess") from error
+            record.stages["preprocess"] = time.perf_counter() - started
             info.add(record)
-        if tiles:
-            self._run_tiles(graph, tiles, values, info)
-            # host-side work placed in the on-chip instances themselves (e.g. a ReLU after a single tile)
-            for instance in level.on_chip:
-                if level.has_host_work(graph, instance):
-                    self._run_host(graph, instance, values, info)
+            self._run_tiles(plan, level, tiles, values, info)
         for instance in level.spiking:
             from .spiking import run_spiking_instance
 
-            run_spiking_instance(self, graph, instance, values, info)
-        for instance in level.host:
-            self._run_host(graph, instance, values, info)
+            run_spiking_instance(self, plan.graph, instance, values, info)
+        if level.host_steps:
+            self._run_host(level, values, info)
 
-    def _run_tiles(self, graph: Graph, tiles: list[Tile], values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
+    def _run_tiles(self, plan: _Plan, level: _Level, tiles: list[Tile], values: dict[int, Any], info: ExecutionInfo) -> None:
         """Build the programs of a level on this thread and execute them on the chips' worker threads.
 
         At most ``_IN_FLIGHT`` programs per chip are queued (building runs ahead of the chips by that much,
         bounding memory). Results are folded into ``values`` as they arrive; sums of tile outputs
         (:class:`Addition` of the row blocks of a matmul) are accumulated meanwhile, on this thread (see
-        :class:`_Sums`).
+        :class:`_Sums`). A level with a single program runs it on this thread (nothing to overlap with).
         """
-        sums = _Sums.of(graph, tiles)
+        sums = _Sums(level.sums) if level.sums else None
         cache: dict[Any, np.ndarray] = {}  # input words per input data: lives as long as this level's tiles
         pending: list[deque[tuple[Future[Any], int, InstanceRecord]]] = [deque() for _ in self.connections]
         failure: BaseException | None = None
@@ -241,13 +236,16 @@ class JITExecutor:
                     failure = error
             else:
                 values.update(outputs)
-                if sums and failure is None:
+                if sums is not None and failure is None:
                     # here rather than on the worker: the chips' threads are the busier ones
-                    with timed(record, "postprocess"):
-                        sums.add(outputs)
+                    started = time.perf_counter()
+                    sums.add(outputs)
+                    record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
             info.add(record)
 
-        programs = pair_tiles(tiles, self.n_chips)
+        placed = level.placed is not None
+        programs = level.programs(tiles) if placed else pair_tiles(tiles, self.n_chips)
+        images = plan.images(level, tiles) if placed else None
         try:
             for chip, group in programs:
                 while len(pending[chip]) >= _IN_FLIGHT:
@@ -255,16 +253,18 @@ class JITExecutor:
                 if failure is not None:
                     break
                 record = InstanceRecord(instance=group[0].instance, chip=chip)
+                started = time.perf_counter()
                 try:
-                    with timed(record, "build"):
-                        program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache)
+                    program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache,
+                                            images=images[chip] if images is not None else None)
                 except Exception as error:
                     self._states[chip].invalidate()
                     raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
+                record.stages["build"] = time.perf_counter() - started
                 record.config_words = program.config_words
                 if len(programs) == 1:
                     # nothing to overlap with: run it here and save the hand-over to the worker thread
-                    future = Future()
+                    future: Future[Any] = Future()
                     try:
                         future.set_result(self._execute(chip, program, record))
                     except BaseException as error:  # noqa: BLE001 - collected like a worker's failure
@@ -279,10 +279,12 @@ class JITExecutor:
                     collect(chip)
         if failure is not None:
             raise failure
-        record = InstanceRecord(instance=tiles[0].instance, chip=None)
-        with timed(record, "postprocess"):
+        if sums is not None:
+            record = InstanceRecord(instance=tiles[0].instance, chip=None)
+            started = time.perf_counter()
             values.update(sums.results())
-        info.add(record)
+            record.stages["postprocess"] = time.perf_counter() - started
+            info.add(record)
 
     def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
@@ -291,34 +293,40 @@ class JITExecutor:
         except Exception as error:
             raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=instance, chip=chip, stage="execute") from error
         timing = result.timing
-        record.stages["transfer"] = record.stages.get("transfer", 0.0) + timing.transfer + timing.encode
-        record.stages["execute"] = record.stages.get("execute", 0.0) + timing.execute
+        stages = record.stages
+        stages["transfer"] = stages.get("transfer", 0.0) + timing.transfer + timing.encode
+        stages["execute"] = stages.get("execute", 0.0) + timing.execute
         record.hardware_time += timing.hardware_time
         record.words_sent += int(program.words.size)
         record.words_received += int(result.responses.size)
+        started = time.perf_counter()
         try:
-            with timed(record, "decode"):
-                return decode_program(program, result.responses)
+            return decode_program(program, result.responses)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=instance, chip=chip, stage="decode") from error
+        finally:
+            stages["decode"] = stages.get("decode", 0.0) + time.perf_counter() - started
 
-    def _run_host(self, graph: Graph, instance: Any, values: dict[int, np.ndarray], info: ExecutionInfo) -> None:
-        record = InstanceRecord(instance=instance.id, chip=None)
-        with timed(record, "postprocess"):
-            for d in graph.instance_vertices(instance):
-                vertex = graph.vertex(d)
-                if int(d) in values or vertex.on_chip or isinstance(vertex, (ExternalInput, ExternalSpikeInput)):
-                    continue
-                try:
-                    arguments = [_edge_value(values, e) for e in graph.inputs(d)]
-                    if isinstance(vertex, Transformation):
-                        values[int(d)] = vertex.evaluate(*arguments)
-                    elif isinstance(vertex, (DataInput, DataOutput)) and arguments:
-                        values[int(d)] = arguments[0]
-                except KeyError as error:
-                    raise ExecutionFailed(f"input {error} of v{int(d)} has no value", instance=instance.id, chip=None, stage="postprocess") from None
-                except Exception as error:
-                    raise ExecutionFailed(f"{type(vertex).__name__} v{int(d)}: {error}", instance=instance.id, chip=None, stage="postprocess") from error
+    def _run_host(self, level: _Level, values: dict[int, Any], info: ExecutionInfo) -> None:
+        """The host-side vertices of a level (transformations, memory pass-through), precompiled in the plan."""
+        record = InstanceRecord(instance=level.host_steps[0][0], chip=None)
+        started = time.perf_counter()
+        for instance, d, vertex, edges in level.host_steps:
+            if d in values:  # computed already (a row-block sum, see _Sums)
+                continue
+            try:
+                arguments = [values[source] if whole else values[source][..., lo:hi] for source, whole, lo, hi in edges]
+                if vertex is None:
+                    if arguments:
+                        values[d] = arguments[0]
+                else:
+                    values[d] = vertex.evaluate(*arguments)
+            except KeyError as error:
+                raise ExecutionFailed(f"input {error} of v{d} has no value", instance=instance, chip=None, stage="postprocess") from None
+            except Exception as error:
+                name = type(vertex).__name__ if vertex is not None else "memory"
+                raise ExecutionFailed(f"{name} v{d}: {error}", instance=instance, chip=None, stage="postprocess") from error
+        record.stages["postprocess"] = time.perf_counter() - started
         info.add(record)
 
 
@@ -326,21 +334,62 @@ def _port_range(type_name: str) -> tuple[int, int]:
     return {"DataUInt5": (0, 31), "DataInt8": (-128, 127), "UInt5": (0, 31), "Int8": (-128, 127)}.get(type_name, (-(2**63), 2**63 - 1))
 
 
-def _edge_value(values: Mapping[int, np.ndarray], edge: Any) -> np.ndarray:
-    data = values[int(edge.source)]
-    if edge.start is None and edge.stop is None:
-        return data
-    return data[..., edge.start : edge.stop]
+class _Plan:
+    """Everything about a graph that does not depend on the input data, computed once per graph: its
+    ExternalInputs, its levels (tile specs, host steps, row-block sums) and, where the graph fits onto
+    the chips, its persistent column-packed placement and the weight images of the synrams."""
+
+    def __init__(self, graph: Graph, inputs: list[tuple[int, str, Any, int, int]], levels: list[_Level]) -> None:
+        self.graph = graph
+        self.inputs = inputs
+        self.input_set = {d for d, *_ in inputs}
+        self.levels = levels
+        self._images: dict[int, dict[int, np.ndarray]] | None = None
+
+    @classmethod
+    def of(cls, graph: Graph, n_chips: int) -> _Plan:
+        inputs = []
+        for d in sorted(int(d) for d in graph.inputs_of_graph()):
+            vertex = graph.vertex(d)
+            port = vertex.output_port()
+            if isinstance(vertex, ExternalSpikeInput):
+                kind = "spikes"
+            elif port.type.name == "DataTimedSpikes":
+                kind = "timed"
+            else:
+                kind = "data"
+            inputs.append((d, kind, port, *_port_range(port.type.name)))
+        levels = [_Level.of(graph, level) for level in _instance_levels(graph)]
+        slots = place([[spec.width for spec in level.specs] for level in levels], n_chips)
+        if slots is not None:
+            for level, level_slots in zip(levels, slots):
+                level.place(level_slots)
+        return cls(graph, inputs, levels)
+
+    def images(self, level: _Level, tiles: Sequence[Tile]) -> dict[int, dict[int, np.ndarray]]:
+        """chip -> synram -> physical weights of every placed tile of the graph (built on first use)."""
+        if self._images is None:
+            per_slot: dict[tuple[int, int], list[Tile]] = {}
+            for each in self.levels:
+                for spec in each.specs:
+                    tile = spec.tile(None)
+                    per_slot.setdefault((tile.chip, tile.synram), []).append(tile)
+            images: dict[int, dict[int, np.ndarray]] = {}
+            for (chip, synram), placed in per_slot.items():
+                images.setdefault(chip, {})[synram] = synram_image(placed)
+            self._images = images
+        return self._images
 
 
 class _Level:
-    """The instances of one level sorted by kind, with the graph analysis of their MAC tiles (memoised:
-    the graph is immutable, only the input data changes between runs)."""
+    """The instances of one level: the tile specs of its on-chip instances, its spiking instances, the
+    host steps that follow (transformations, in instance order) and the row-block sums of its tiles."""
 
-    def __init__(self, on_chip: list[Any], spiking: list[Any], host: list[Any]) -> None:
-        self.on_chip, self.spiking, self.host = on_chip, spiking, host
-        self._specs: dict[int, list[_TileSpec]] = {}
-        self._host_work: dict[int, bool] = {}
+    def __init__(self, specs: list[_TileSpec], spiking: list[Any], host_steps: list[tuple[int, int, Any, list[tuple[int, bool, Any, Any]]]],
+                 sums: dict[int, list[int]], sum_dtypes: dict[int, Any]) -> None:
+        self.specs, self.spiking, self.host_steps = specs, spiking, host_steps
+        self.sums = _SumPlan(sums, sum_dtypes) if sums else None
+        self.placed: list[Slot] | None = None
 
     @classmethod
     def of(cls, graph: Graph, level: Sequence[Any]) -> _Level:
@@ -353,33 +402,60 @@ class _Level:
                 spiking.append(instance)
             else:
                 host.append(instance)
-        return cls(on_chip, spiking, host)
+        specs: list[_TileSpec] = []
+        steps: list[tuple[int, int, Any, list[tuple[int, bool, Any, Any]]]] = []
+        for instance in on_chip:
+            instance_specs = _tile_specs(graph, instance)
+            specs.extend(instance_specs)
+            produced = {d for spec in instance_specs for d in spec.outputs}
+            steps.extend(_host_steps(graph, instance, produced))
+        for instance in host:
+            steps.extend(_host_steps(graph, instance, set()))
+        sums, dtypes = _sum_targets(graph, specs)
+        return cls(specs, spiking, steps, sums, dtypes)
 
-    def tile_specs(self, graph: Graph, instance: Any) -> list[_TileSpec]:
-        specs = self._specs.get(instance.id)
-        if specs is None:
-            specs = _tile_specs(graph, instance)
-            self._specs[instance.id] = specs
-        return specs
+    def place(self, slots: Sequence[Slot]) -> None:
+        """Fix the tiles of this level to their persistent slots (columns packed, see :mod:`.placement`)."""
+        self.placed = list(slots)
+        for spec, slot in zip(self.specs, slots):
+            columns = np.arange(slot.start, slot.start + spec.width)
+            columns.flags.writeable = False
+            spec.columns, spec.synram, spec.chip, spec.phase = columns, slot.synram, slot.chip, slot.phase
 
-    def has_host_work(self, graph: Graph, instance: Any) -> bool:
-        """Whether an on-chip instance also holds host-side vertices (transformations, outputs that are
-        not fed by a CADC readout)."""
-        work = self._host_work.get(instance.id)
-        if work is None:
-            produced = {d for spec in self.tile_specs(graph, instance) for d in spec.outputs}
-            work = any(
-                int(d) not in produced and not graph.vertex(d).on_chip and not isinstance(graph.vertex(d), (ExternalInput, ExternalSpikeInput))
-                for d in graph.instance_vertices(instance)
-            )
-            self._host_work[instance.id] = work
-        return work
+    def programs(self, tiles: list[Tile]) -> list[tuple[int, list[Tile]]]:
+        """The programs of placed tiles: per chip, the tiles with equal keys in one program, tiles sharing
+        a synram in successive phases (separate programs for large batches, so building overlaps executing)."""
+        groups: dict[tuple[int, tuple[int, int, int]], list[Tile]] = {}
+        for tile in tiles:
+            groups.setdefault((tile.chip, tile.key()), []).append(tile)
+        programs: list[tuple[int, list[Tile]]] = []
+        for (chip, key), group in groups.items():
+            seen: dict[int, int] = {}
+            for tile in group:  # phases numbered per program (tiles of other keys may sit on the synram)
+                tile.phase = seen.get(tile.synram, 0)
+                seen[tile.synram] = tile.phase + 1
+            n_phases = max(seen.values())
+            if n_phases > 1 and key[0] * n_phases > _PHASE_SPLIT_VECTORS:
+                for phase in range(n_phases):
+                    part = [t for t in group if t.phase == phase]
+                    for t in part:
+                        t.phase = 0
+                    programs.append((chip, part))
+            else:
+                programs.append((chip, group))
+        return programs
 
 
-@attrs.frozen
+#: Vectors of a multi-phase program above which its phases become separate programs.
+_PHASE_SPLIT_VECTORS = 512
+
+
+@attrs.define(eq=False)
 class _TileSpec:
-    """What a MAC view needs from the graph: its vertex, where its inputs come from, where results go."""
+    """What a MAC view needs from the graph: its vertex, where its inputs come from, where results go,
+    and (once placed) its chip, synram, physical columns and phase."""
 
+    instance: int
     view: MACSynapseArrayView
     source: int  # the vertex whose output feeds the DataInput
     source_start: int | None
@@ -387,6 +463,28 @@ class _TileSpec:
     start: int | None  # slice of the DataInput's output taken by the view
     stop: int | None
     outputs: tuple[int, ...]
+    columns: np.ndarray
+    synram: int = 0
+    chip: int = 0
+    phase: int = 0
+
+    @property
+    def width(self) -> int:
+        return int(self.columns.size)
+
+    def tile(self, values: Mapping[int, Any] | None) -> Tile:
+        """The tile with its input data from ``values`` (None: no data, for the weight images)."""
+        if values is None:
+            data = np.zeros((0, self.view.rows.size), np.int64)
+        else:
+            data = values[self.source]
+            if self.source_start is not None or self.source_stop is not None:
+                data = data[..., self.source_start : self.source_stop]
+            if self.start is not None or self.stop is not None:
+                data = data[..., self.start : self.stop]
+        view = self.view
+        return Tile(self.instance, data, view.rows, self.columns, view.weights, int(view.num_sends), int(view.wait_between_events),
+                    self.outputs, self.synram, self.chip, self.phase)
 
 
 def _tile_specs(graph: Graph, instance: Any) -> list[_TileSpec]:
@@ -404,34 +502,21 @@ def _tile_specs(graph: Graph, instance: Any) -> list[_TileSpec]:
         if not isinstance(data_input, DataInput):
             raise UnsupportedGraphError(f"MAC view v{int(d)} must be fed by a DataInput")
         (source_edge,) = graph.inputs(edge.source)
-        specs.append(_TileSpec(view, int(source_edge.source), source_edge.start, source_edge.stop, edge.start, edge.stop,
-                               _downstream_outputs(graph, d)))
+        specs.append(_TileSpec(instance.id, view, int(source_edge.source), source_edge.start, source_edge.stop, edge.start, edge.stop,
+                               _downstream_outputs(graph, d), view.columns, int(view.synram), int(instance.chip)))
     return specs
 
 
-def _tiles_of(graph: Graph, instance: Any, specs: Sequence[_TileSpec], values: Mapping[int, np.ndarray]) -> list[Tile]:
-    """The MAC tiles of an on-chip instance (one per MACSynapseArrayView) with their input data."""
-    tiles: list[Tile] = []
-    for spec in specs:
-        data = values[spec.source]
-        if spec.source_start is not None or spec.source_stop is not None:
-            data = data[..., spec.source_start : spec.source_stop]
-        view = spec.view
-        tiles.append(
-            Tile(
-                instance=instance.id,
-                inputs=np.asarray(data[..., spec.start : spec.stop]),
-                rows=view.rows,
-                columns=view.columns,
-                weights=view.weights,
-                num_sends=int(view.num_sends),
-                wait_between_events=int(view.wait_between_events),
-                output_descriptors=spec.outputs,
-                synram=int(view.synram),
-                chip=int(instance.chip),
-            )
-        )
-    return tiles
+def _host_steps(graph: Graph, instance: Any, produced: set[int]) -> list[tuple[int, int, Any, list[tuple[int, bool, Any, Any]]]]:
+    """The transformations of ``instance`` in order, each with its input edges as (source, whole, start, stop)."""
+    steps = []
+    for d in graph.instance_vertices(instance):
+        vertex = graph.vertex(d)
+        if int(d) in produced or vertex.on_chip or not isinstance(vertex, Transformation):
+            continue
+        edges = [(int(e.source), e.start is None and e.stop is None, e.start, e.stop) for e in graph.inputs(d)]
+        steps.append((instance.id, int(d), vertex, edges))
+    return steps
 
 
 def _downstream_outputs(graph: Graph, view: int) -> tuple[int, ...]:
@@ -463,65 +548,67 @@ def _instance_levels(graph: Graph) -> list[list[Any]]:
     return [levels[k] for k in sorted(levels)]
 
 
+def _sum_targets(graph: Graph, specs: Sequence[_TileSpec]) -> tuple[dict[int, list[int]], dict[int, Any]]:
+    """Additions whose every input is a whole output of a tile of this level: tile output -> Additions
+    (once per edge), and the accumulator dtype per Addition (see :class:`_Sums`)."""
+    produced = {d: spec for spec in specs for d in spec.outputs}
+    candidates: set[int] = set()
+    for d in produced:
+        for edge in graph.users(d):
+            if isinstance(graph.vertex(edge.target), Addition):
+                candidates.add(int(edge.target))
+    targets: dict[int, list[int]] = {}
+    dtypes: dict[int, Any] = {}
+    for target in sorted(candidates):
+        vertex = graph.vertex(target)
+        edges = graph.inputs(target)
+        if type(vertex) is not Addition or len(edges) != vertex.num_inputs:
+            continue
+        sources = [int(e.source) for e in edges]
+        if not all(s in produced and _whole(e, produced[s].view.columns.size) for s, e in zip(sources, edges)):
+            continue
+        if any(produced[s].view.columns.size != vertex.size for s in sources):
+            continue
+        dtypes[target] = np.int16 if vertex.num_inputs <= 256 else np.int32
+        for s in sources:
+            targets.setdefault(s, []).append(target)
+    return targets, dtypes
+
+
+@attrs.frozen
+class _SumPlan:
+    targets: dict[int, list[int]]
+    dtypes: dict[int, Any]
+
+
 class _Sums:
     """Saturating sums of tile outputs, accumulated while the tiles' programs finish.
 
     An :class:`Addition` whose every input is a whole output of a tile of the current level (the row-block
     sum of a partitioned matmul) is computed here instead of after the level: each decoded tile output is
     added into an int16 accumulator (int32 beyond 256 inputs, so nothing wraps) as it is collected, and the
-    sum is clipped once at the end - exactly ``saturating_add``. The host instance then finds the value
+    sum is clipped once at the end - exactly ``saturating_add``. The host step then finds the value
     present and skips the vertex.
     """
 
-    def __init__(self) -> None:
-        self._targets: dict[int, list[int]] = {}  # tile output -> Addition vertices (once per edge)
-        self._sums: dict[int, np.ndarray | None] = {}
-        self._shapes: dict[int, tuple[int, int, type]] = {}
-        self._locks: dict[int, threading.Lock] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._targets)
-
-    @classmethod
-    def of(cls, graph: Graph, tiles: Sequence[Tile]) -> _Sums:
-        sums = cls()
-        produced = {d: t for t in tiles for d in t.output_descriptors}
-        candidates: set[int] = set()
-        for d in produced:
-            for edge in graph.users(d):
-                if isinstance(graph.vertex(edge.target), Addition):
-                    candidates.add(int(edge.target))
-        for target in sorted(candidates):
-            vertex = graph.vertex(target)
-            edges = graph.inputs(target)
-            if type(vertex) is not Addition or len(edges) != vertex.num_inputs:
-                continue
-            sources = [int(e.source) for e in edges]
-            if not all(s in produced and _whole(e, produced[s].columns.size) for s, e in zip(sources, edges)):
-                continue
-            if any(produced[s].columns.size != vertex.size for s in sources):
-                continue
-            dtype = np.int16 if vertex.num_inputs <= 256 else np.int32
-            sums._shapes[target] = (produced[sources[0]].batch, vertex.size, dtype)
-            sums._sums[target] = None
-            sums._locks[target] = threading.Lock()
-            for s in sources:
-                sums._targets.setdefault(s, []).append(target)
-        return sums
+    def __init__(self, plan: _SumPlan) -> None:
+        self._plan = plan
+        self._sums: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def add(self, outputs: Mapping[int, np.ndarray]) -> None:
+        targets = self._plan.targets
         for d, y in outputs.items():
-            for target in self._targets.get(d, ()):
-                with self._locks[target]:
-                    total = self._sums[target]
+            for target in targets.get(d, ()):
+                with self._lock:
+                    total = self._sums.get(target)
                     if total is None:
-                        batch, size, dtype = self._shapes[target]
-                        self._sums[target] = y.astype(dtype)
+                        self._sums[target] = y.astype(self._plan.dtypes[target])
                     else:
                         np.add(total, y, out=total)
 
     def results(self) -> dict[int, np.ndarray]:
-        return {t: np.clip(s, -128, 127).astype(np.int8) for t, s in self._sums.items() if s is not None}
+        return {t: np.clip(s, -128, 127).astype(np.int8) for t, s in self._sums.items()}
 
 
 def _whole(edge: Any, size: int) -> bool:

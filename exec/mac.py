@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -44,6 +44,7 @@ class Tile:
     output_descriptors: tuple[int, ...]  #: DataOutput vertices receiving (batch, n_columns)
     synram: int = 0  #: assigned by placement
     chip: int = 0  #: assigned by placement
+    phase: int = 0  #: vector window of its program (tiles sharing a synram run one after the other)
 
     @property
     def batch(self) -> int:
@@ -74,6 +75,30 @@ def physical_weights(tile: Tile) -> np.ndarray:
     else:
         signed = np.zeros((hagen.ROWS, hagen.COLUMNS), np.int16)
         signed[np.ix_(tile.rows, tile.columns)] = weights
+    return _physical_of_signed(signed)
+
+
+def synram_image(tiles: Sequence[Tile]) -> np.ndarray:
+    """The read-only (256, 256) physical weights of one synram holding several ``tiles`` side by side.
+
+    The tiles' columns must be disjoint (their drivers may overlap): a tile's run sends events to its
+    own drivers only and reads its own columns only, so what the others' columns integrate is ignored.
+    Raises :class:`UnsupportedGraphError` if two tiles claim a column.
+    """
+    signed = np.zeros((hagen.ROWS, hagen.COLUMNS), np.int8)
+    claimed = np.zeros(hagen.COLUMNS, np.int64)
+    for tile in tiles:
+        np.add.at(claimed, np.asarray(tile.columns), 1)
+        signed[np.ix_(tile.rows, tile.columns)] = tile.weights
+    if claimed.max(initial=0) > 1:
+        raise UnsupportedGraphError(f"tiles placed on one synram share columns {np.flatnonzero(claimed > 1)[:8].tolist()}")
+    image = _physical_of_signed(signed)
+    image.flags.writeable = False
+    return image
+
+
+def _physical_of_signed(signed: np.ndarray) -> np.ndarray:
+    """Physical weights (row 2d excitatory, 2d+1 inhibitory) of a (128, 256) signed matrix."""
     physical = np.empty((hagen.ROWS, 2, hagen.COLUMNS), np.uint8)
     if signed.dtype == np.int8:  # |W| <= 63: int8 arithmetic cannot overflow
         excitatory, inhibitory = physical[:, 0].view(np.int8), physical[:, 1].view(np.int8)
@@ -186,6 +211,7 @@ class BuiltProgram:
     cookie: int
     config_words: int
     capmem_changed: bool
+    phases: int = 1  #: vector windows of ``batch`` vectors each, one after the other
 
 
 #: First address and size of each synram's weight plane (the synapse quads holding 6-bit weights).
@@ -217,10 +243,13 @@ def _input_key(tile: Tile) -> tuple[object, ...]:
 
 
 def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.ndarray:
-    """The hagen input words (without END) of ``tiles`` (distinct synrams, equal keys).
+    """The hagen input words (without END) of ``tiles`` (equal keys; distinct synrams within a phase).
 
-    With a ``cache`` (a dict that must live no longer than the tiles' input arrays, e.g. one executor
-    level), tiles reading the same input data (all column tiles of a row block) reuse the words.
+    The vectors of phase 0 come first, then those of phase 1, ...; every vector resets and reads all
+    synrams of the program (a synram without a tile in a phase gets no events), so the program keeps the
+    canonical per-vector shape. With a ``cache`` (a dict that must live no longer than the tiles' input
+    arrays, e.g. one executor level), tiles reading the same input data (all column tiles of a row
+    block) reuse the words.
     """
     batch, num_sends, wait = tiles[0].key()
     key = None
@@ -229,38 +258,52 @@ def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.nd
         words = cache.get(key)
         if words is not None:
             return words
-    inputs = {}
+    synrams = tuple(sorted({t.synram for t in tiles}))
+    n_phases = 1 + max(t.phase for t in tiles)
+    x = np.zeros((n_phases * batch, hagen.ROWS, len(synrams)), np.uint16)
     for tile in tiles:
-        if _is_prefix(tile.rows, hagen.ROWS):
-            x = tile.inputs
+        target = x[tile.phase * batch : (tile.phase + 1) * batch, :, synrams.index(tile.synram)]
+        if _is_prefix(tile.rows, tile.rows.size):
+            target[:, : tile.rows.size] = tile.inputs
         else:
-            x = np.zeros((batch, hagen.ROWS), np.int64)
-            x[:, tile.rows] = tile.inputs
-        inputs[tile.synram] = x
+            target[:, tile.rows] = tile.inputs
     # every vector's words are independent of the others: encode in chunks whose temporaries stay in cache
-    chunk = max(1, _ENCODE_CHUNK_EVENTS // (hagen.ROWS * len(inputs) * num_sends))
-    if batch <= chunk + chunk // 2:
-        words = hagen.hagen_input_words(inputs, num_sends=num_sends, wait_between_events=wait)
+    vectors = n_phases * batch
+    chunk = max(1, _ENCODE_CHUNK_EVENTS // (hagen.ROWS * len(synrams) * num_sends))
+    settle = hagen.DEFAULT_SETTLE_CYCLES
+    if vectors <= chunk + chunk // 2:
+        words = hagen.encode_vectors(x, synrams, num_sends, wait, settle)
     else:
-        words = np.concatenate([
-            hagen.hagen_input_words({h: x[start : start + chunk] for h, x in inputs.items()}, num_sends=num_sends, wait_between_events=wait)
-            for start in range(0, batch, chunk)
-        ])
+        words = np.concatenate([hagen.encode_vectors(x[start : start + chunk], synrams, num_sends, wait, settle)
+                                for start in range(0, vectors, chunk)])
     if cache is not None:
         cache[key] = words
     return words
 
 
 def build_program(
-    state: ChipState, tiles: Sequence[Tile], cookie: int, base: ChipConfig | None = None, cache: InputCache | None = None
+    state: ChipState,
+    tiles: Sequence[Tile],
+    cookie: int,
+    base: ChipConfig | None = None,
+    cache: InputCache | None = None,
+    images: Mapping[int, np.ndarray] | None = None,
 ) -> BuiltProgram:
-    """Instruction words running ``tiles`` (distinct synrams, equal keys) on the chip described by ``state``.
+    """Instruction words running ``tiles`` (equal keys) on the chip described by ``state``.
 
+    Tiles of one phase (:attr:`Tile.phase`) use distinct synrams. ``images``: the physical weights
+    (:func:`synram_image`) to hold on each synram of the tiles, for tiles that share a synram with
+    others (column packing); without it each synram holds its tile's :func:`physical_weights`.
     ``cache``: optional input-word cache shared by the programs of one level (see :func:`input_words`).
     """
-    synrams = tuple(sorted(t.synram for t in tiles))
-    if len(set(synrams)) != len(synrams):
-        raise UnsupportedGraphError(f"tiles of one program must use distinct synrams, got {synrams}")
+    slots = [(t.phase, t.synram) for t in tiles]
+    if len(set(slots)) != len(slots):
+        raise UnsupportedGraphError(f"tiles of one program phase must use distinct synrams, got (phase, synram) {sorted(slots)}")
+    synrams = tuple(sorted({t.synram for t in tiles}))
+    if images is None and len(synrams) != len(tiles):
+        raise UnsupportedGraphError(f"tiles sharing a synram need its packed weight image, got synrams {sorted(t.synram for t in tiles)}")
+    if images is not None and any(h not in images for h in synrams):
+        raise UnsupportedGraphError(f"no weight image for synrams {[h for h in synrams if h not in images]}")
     keys = {t.key() for t in tiles}
     if len(keys) != 1:
         raise UnsupportedGraphError(f"tiles of one program must share batch, num_sends and wait, got {keys}")
@@ -276,8 +319,12 @@ def build_program(
         # configuration that is not hagen mode: write everything that differs from it
         reference = ChipConfig() if fresh else state.planned
         config = (base if base is not None else hagen_base_config()).copy()
-        for tile in tiles:
-            config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
+        if images is not None:
+            for h in synrams:
+                config.set_synapse_weights(SynramOnDLS(h), images[h])
+        else:
+            for tile in tiles:
+                config.set_synapse_weights(SynramOnDLS(tile.synram), physical_weights(tile))
         addresses, data = config.encode_diff(reference)
         capmem = _CAPMEM_BLOCK
         capmem_changed = bool(np.any((addresses >= capmem.base) & (addresses <= capmem.last_address)))
@@ -290,8 +337,12 @@ def build_program(
     else:
         # the chip is in hagen mode: only the weight planes of the tiles' synrams can change
         capmem_changed = False
-        for tile in tiles:
-            parts.append(_weight_plane_words(state, tile))
+        if images is not None:
+            for h in synrams:
+                parts.append(_plane_update(state, h, images[h]))
+        else:
+            for tile in tiles:
+                parts.append(_weight_plane_words(state, tile))
     config_words = int(sum(p.size for p in parts)) - (1 if fresh else 0)
     if capmem_changed:
         parts.append(wire.encode_timer_reset())
@@ -299,30 +350,35 @@ def build_program(
     parts.append(input_words(tiles, cache))
     parts.append(wire.encode_end(cookie))
     return BuiltProgram(
-        words=np.concatenate(parts),
+        words=np.concatenate(parts) if len(parts) > 1 else parts[0],
         tiles=list(tiles),
         synrams=synrams,
         batch=batch,
         cookie=cookie,
         config_words=config_words,
         capmem_changed=capmem_changed,
+        phases=1 + max(t.phase for t in tiles),
     )
 
 
 def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
-    """Record the tile's weights in ``state`` and return the words writing the quads that changed.
+    """Record the tile's weights in ``state`` and return the words writing the quads that changed."""
+    return _plane_update(state, tile.synram, state.physical_weights(tile))
+
+
+def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.ndarray:
+    """Record ``physical`` (a synram's (256, 256) physical weights) in ``state`` and return the words
+    writing the quads that changed.
 
     When more than half of the plane changed, it is written as one block, which is shorter than the runs
     of the diff.
     """
     assert state._config is not None
-    synram = tile.synram
     start = _plane_start(synram)
     plane = state._config.image[start : start + _PLANE_WORDS].view(np.uint8).reshape(2 * hagen.ROWS, hagen.COLUMNS)
     old = state._planes.get(synram)
     if old is None:
         old = plane & np.uint8(0x3F)
-    physical = state.physical_weights(tile)
     state._planes[synram] = physical
     if physical is old:  # the same immutable weights again
         return np.empty(0, np.uint64)
@@ -408,10 +464,11 @@ def decode_program(program: BuiltProgram, responses: np.ndarray) -> dict[int, np
         raise UnsupportedGraphError(
             f"end-of-program marker {program.cookie} missing (got {decoded.end_cookies.tolist()}); responses incomplete"
         )
-    per_synram = hagen.decode_hagen_responses(responses, program.synrams, program.batch)
+    per_synram = hagen.decode_hagen_responses(responses, program.synrams, program.batch * program.phases)
     results = {}
     for tile in program.tiles:
-        y = per_synram[tile.synram][:, tile.columns].astype(np.int8)
+        vectors = slice(tile.phase * program.batch, (tile.phase + 1) * program.batch)
+        y = per_synram[tile.synram][vectors, tile.columns].astype(np.int8)
         for descriptor in tile.output_descriptors:
             results[descriptor] = y
     return results
@@ -422,30 +479,52 @@ def _decode_fast(program: BuiltProgram, responses: np.ndarray) -> dict[int, np.n
     echo. ``y = sample - 128`` in int8 is the sample with its top bit flipped. None if the responses
     look different (the general decoder then reports what is wrong)."""
     n_syn = len(program.synrams)
-    per_vector = 33 * n_syn
-    expected = program.batch * per_vector + 1
-    if responses.ndim != 1 or responses.size != expected or responses.dtype != np.uint64 or program.batch == 0:
+    batch = program.batch
+    vectors = batch * program.phases
+    if responses.ndim != 1 or responses.size != vectors * 33 * n_syn + 1 or responses.dtype != np.uint64 or batch == 0:
         return None
-    if int(responses[-1]) != int(wire.encode_end_response(program.cookie)[0]):
+    if int(responses[-1]) != _end_response(program.cookie) or not np.little_endian:
         return None
-    body = responses[:-1].reshape(program.batch, n_syn, 33)
-    kinds = np.ascontiguousarray(body[:, :, 0]).view(np.uint8)[..., 7::8] if body.dtype.byteorder != ">" else None
-    if kinds is None or not bool((kinds == _BLOCK_DATA).all()):
+    body = responses[:-1].reshape(vectors, n_syn, 33)
+    kinds = body.view(np.uint8)[:, :, 7]  # the top byte of each header word
+    if not bool((kinds == _BLOCK_DATA).all()):
         return None
-    samples = body[:, :, 1:].view(np.uint8).reshape(program.batch, n_syn, 256)
+    samples = body[:, :, 1:].view(np.uint8).reshape(vectors, n_syn, 256)
     results: dict[int, np.ndarray] = {}
     for tile in program.tiles:
         k = program.synrams.index(tile.synram)
-        if _is_prefix(tile.columns, hagen.COLUMNS):
-            raw = samples[:, k]
-        elif _is_prefix(tile.columns, tile.columns.size):
-            raw = samples[:, k, : tile.columns.size]
-        else:
-            raw = samples[:, k][:, tile.columns]
+        rows = samples[tile.phase * batch : (tile.phase + 1) * batch, k] if program.phases > 1 else samples[:, k]
+        span = _column_span(tile.columns)
+        raw = rows[:, span[0] : span[1]] if span is not None else rows[:, tile.columns]
         y = np.bitwise_xor(raw, np.uint8(0x80)).view(np.int8)
         for descriptor in tile.output_descriptors:
             results[descriptor] = y
     return results
+
+
+def _end_response(cookie: int) -> int:
+    return (int(wire.ResponseType.END) << 56) | (cookie & 0xFFFF_FFFF)
+
+
+def _column_span(columns: np.ndarray) -> tuple[int, int] | None:
+    """``(start, stop)`` if ``columns`` is ``arange(start, stop)`` (remembered for read-only arrays), else None."""
+    entry = _SPAN_MEMO.get(id(columns))
+    if entry is not None and entry[0] is columns:
+        return entry[1]
+    columns = np.asarray(columns)
+    m = columns.size
+    span = None
+    if columns.ndim == 1 and m and int(columns[-1]) - int(columns[0]) == m - 1 and bool((np.diff(columns) == 1).all()):
+        span = (int(columns[0]), int(columns[-1]) + 1)
+    if _immutable(columns):
+        if len(_SPAN_MEMO) >= 256:
+            _SPAN_MEMO.clear()
+        _SPAN_MEMO[id(columns)] = (columns, span)
+    return span
+
+
+#: id -> (array, (start, stop) if it is a contiguous range else None), for read-only column arrays.
+_SPAN_MEMO: dict[int, tuple[np.ndarray, tuple[int, int] | None]] = {}
 
 
 def pair_tiles(tiles: Sequence[Tile], n_chips: int) -> list[tuple[int, list[Tile]]]:

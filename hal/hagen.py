@@ -157,76 +157,95 @@ def hagen_input_words(
             raise HalValueError(f"inputs[{h}] must be an integer array of shape (batch, {ROWS}), got shape {x.shape} dtype {x.dtype}")
         if x.size and (x.min() < 0 or x.max() > MAX_ACTIVATION):
             raise HalValueError(f"inputs[{h}] out of range [0, {MAX_ACTIVATION}]: {x.min()}..{x.max()}")
-        arrays.append(x.astype(np.uint16))
+        arrays.append(x)
     batch = arrays[0].shape[0]
     if any(a.shape[0] != batch for a in arrays):
         raise HalValueError(f"all synrams need the same batch size, got {[a.shape[0] for a in arrays]}")
-    n_syn = len(synrams)
-    # labels (batch, row, synram) in send order: both synrams' events of a row next to each other
-    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
-    x = np.stack(arrays, axis=2)  # (B, 128, S) uint16
-    valid = x > 0
-    per_send = valid.sum(axis=(1, 2))
-    labels_one = (base[None] | x)[valid]  # grouped by vector, row-major
-    counts = per_send * num_sends
-    if num_sends > 1:
-        start = np.cumsum(per_send) - per_send
-        within_vector = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        labels = labels_one[np.repeat(start, counts) + within_vector % np.repeat(np.maximum(per_send, 1), counts)]
-    else:
-        labels = labels_one
-    n_labels = labels.size
-    # packs of up to 3 labels; a pack never holds two labels for the same PADI bus (the bus would lose
-    # one of two events that close together), so a label whose bus equals one of the two before it opens
-    # a new pack. Row-major order keeps dense inputs at 3 labels per pack.
-    bus = (labels >> np.uint16(11)) & np.uint16(7)  # hemisphere * 4 + bus
-    vector_start = (np.cumsum(counts) - counts)[counts > 0]
-    opens = np.zeros(n_labels, dtype=bool)
-    opens[vector_start] = True
-    first = opens.copy()
-    opens[1:] |= bus[1:] == bus[:-1]
-    opens[2:] |= (bus[2:] == bus[:-2]) & ~first[1:-1]
-    seg_start = np.flatnonzero(opens)
-    seg_len = np.diff(np.append(seg_start, n_labels))
-    seg_packs = (seg_len + 2) // 3
-    pack_offset = np.cumsum(seg_packs) - seg_packs
-    total_packs = int(seg_packs.sum())
-    # the labels of a segment fill its packs in order: slot index = label index + (3 * first pack - first label)
-    lanes = np.zeros((total_packs, 4), dtype=np.uint16)  # little-endian 16-bit lanes of the SPIKES words
-    slots = np.zeros(total_packs * 3, dtype=np.uint16)
-    slots[np.arange(n_labels) + np.repeat(3 * pack_offset - seg_start, seg_len)] = labels
-    lanes[:, 2::-1] = slots.reshape(total_packs, 3)  # label 0 in bits 47..32, label 2 in bits 15..0
-    pack_count = np.full(total_packs, 3, dtype=np.uint16)
-    pack_count[pack_offset + seg_packs - 1] = seg_len - 3 * (seg_packs - 1)
-    lanes[:, 3] = np.uint16(Opcode.SPIKES << 8) | np.uint16(wait_between_events << 2) | pack_count
-    spikes = lanes.view("<u8").reshape(-1).astype(_U64, copy=False)
-    vector_of_segment = np.searchsorted(np.cumsum(counts), seg_start, side="right")
-    packs = np.bincount(vector_of_segment, weights=seg_packs, minlength=batch).astype(np.int64) if n_labels else np.zeros(batch, np.int64)
-    # per vector: TIMER_RESET, neuron reset, packs, WAIT_UNTIL, READ_BLOCK per synram
-    length = packs + 3 + n_syn
-    offset = np.cumsum(length) - length
-    out = np.empty(int(length.sum()), dtype=_U64)
-    out[offset] = timer_reset
-    out[offset + 1] = neuron_reset
-    out[np.arange(total_packs) + np.repeat(offset + 2 - (np.cumsum(packs) - packs), packs)] = spikes
-    wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + packs * (_ISSUE_CYCLES + int(wait_between_events)) + int(settle_cycles)
-    out[offset + 2 + packs] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
-    for k in range(n_syn):
-        out[offset + 3 + packs + k] = reads[k]
+    x = np.stack(arrays, axis=2).astype(np.uint16, copy=False)  # (B, 128, S): both synrams' events of a row together
+    out = encode_vectors(x, synrams, int(num_sends), int(wait_between_events), int(settle_cycles))
     if end_cookie is not None:
         out = np.concatenate((out, wire.encode_end(end_cookie)))
     return out
 
 
+def encode_vectors(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait_between_events: int, settle_cycles: int) -> np.ndarray:
+    """The words of :func:`hagen_input_words` for already validated inputs.
+
+    ``x``: (batch, 128, S) unsigned integers in [0, 31], the inputs of the ascending ``synrams`` side by
+    side; ``num_sends`` 1..65536, ``wait_between_events`` 0..63 and ``settle_cycles`` 0..2**20 are not
+    checked again (callers such as the executor validate once). The same words as
+    :func:`hagen_input_words`, with few whole-array operations so that small batches stay cheap.
+    """
+    batch, n_syn = x.shape[0], len(synrams)
+    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
+    flat = x.reshape(batch, ROWS * n_syn)
+    base_flat = base.reshape(-1)
+    if num_sends > 1:  # every send repeats the vector's events, all within its window
+        flat = np.tile(flat, (1, num_sends))
+        base_flat = np.tile(base_flat, num_sends)
+    valid = flat != 0
+    labels = (base_flat | flat)[valid].astype(np.uint16, copy=False)  # grouped by vector, send, row, synram
+    counts = valid.sum(axis=1)
+    n_labels = labels.size
+    ends = np.cumsum(counts)
+    # packs of up to 3 labels; a pack never holds two labels for the same PADI bus (the bus would lose
+    # one of two events that close together), so a label whose bus equals one of the two before it opens
+    # a new pack, as does the first label of a vector. Row-major order keeps dense inputs at 3 per pack.
+    bus = labels >> np.uint16(11)  # hemisphere * 4 + bus (labels have 14 bits)
+    first = np.zeros(n_labels + 1, dtype=bool)
+    first[ends - counts] = True
+    opens = first[:n_labels].copy()
+    opens[1:] |= bus[1:] == bus[:-1]
+    if n_labels > 2:
+        opens[2:] |= (bus[2:] == bus[:-2]) > first[1 : n_labels - 1]
+    seg_start = np.flatnonzero(opens)
+    seg_len = np.empty_like(seg_start)
+    seg_len[:-1] = seg_start[1:] - seg_start[:-1]
+    seg_len[-1:] = n_labels - seg_start[-1:]
+    seg_packs = (seg_len + 2) // 3
+    pack_end = np.cumsum(seg_packs)
+    total_packs = int(pack_end[-1]) if pack_end.size else 0
+    # the labels of a segment fill its packs in order: slot index = label index + (3 * first pack - first label)
+    index = np.arange(n_labels) + np.repeat(3 * (pack_end - seg_packs) - seg_start, seg_len)
+    packed = np.zeros(total_packs * 3, dtype=np.uint16)
+    packed[index] = labels
+    slots = np.empty((total_packs, 4), dtype=np.uint16)  # little-endian 16-bit lanes of the SPIKES words
+    slots[:, 2::-1] = packed.reshape(total_packs, 3)  # label 0 in bits 47..32, label 2 in bits 15..0
+    count = np.full(total_packs, 3, dtype=np.uint16)
+    count[pack_end - 1] = seg_len - 3 * (seg_packs - 1)
+    slots[:, 3] = count | np.uint16((int(wire.Opcode.SPIKES) << 8) | (wait_between_events << 2))
+    # packs per vector: the packs of the segments that start before each vector's end
+    through = np.zeros(seg_start.size + 1, np.int64)
+    through[1:] = pack_end
+    through = through[np.searchsorted(seg_start, ends)]
+    packs = through.copy()
+    packs[1:] -= through[:-1]
+    # per vector: TIMER_RESET, neuron reset, packs, WAIT_UNTIL, READ_BLOCK per synram; vector v starts at
+    # (packs before v) + v * (3 + S), and pack g of vector v lies at g + 2 + v * (3 + S)
+    fixed = 3 + n_syn
+    spread = fixed * np.arange(batch)
+    offset = (through - packs) + spread
+    out = np.empty(total_packs + fixed * batch, dtype=_U64)
+    out[offset] = timer_reset
+    out[offset + 1] = neuron_reset
+    out[np.arange(total_packs) + np.repeat(spread + 2, packs)] = slots.view("<u8").reshape(-1)
+    tail = offset + 2 + packs
+    wait = (2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + settle_cycles) + packs * (_ISSUE_CYCLES + wait_between_events)
+    out[tail] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
+    out[tail[:, None] + np.arange(1, n_syn + 1)] = reads
+    return out
+
+
 @functools.lru_cache(maxsize=4)
-def _input_constants(synrams: tuple[int, ...]) -> tuple[np.ndarray, np.uint64, np.uint64, tuple[np.uint64, ...]]:
+def _input_constants(synrams: tuple[int, ...]) -> tuple[np.ndarray, np.uint64, np.uint64, np.ndarray]:
     """Per synram set: the (128, S) label bases, and the TIMER_RESET, neuron-reset and CADC READ_BLOCK words."""
     rows = np.arange(ROWS)
     base = np.stack([(h << 13) | ((rows % 4) << 11) | ((rows // 4) << 6) for h in synrams], axis=1).astype(np.uint16)
     base.flags.writeable = False
     quadrants = sum(3 << (2 * h) for h in synrams)
     neuron_reset = wire.encode_write([_B["neuron_reset"].base], [quadrants])[0]
-    reads = tuple(wire.encode_read_block(cadc_row_address(h), 64)[0] for h in synrams)
+    reads = np.array([wire.encode_read_block(cadc_row_address(h), 64)[0] for h in synrams], dtype=_U64)
+    reads.flags.writeable = False
     return base, wire.encode_timer_reset()[0], neuron_reset, reads
 
 

@@ -95,13 +95,13 @@ def test_column_tiles_of_a_row_block_share_their_input_words(monkeypatch):
     from bss2.exec import mac
 
     calls = []
-    original = hagen.hagen_input_words
+    original = hagen.encode_vectors
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(mac.hagen, "hagen_input_words", counting)
+    monkeypatch.setattr(mac.hagen, "encode_vectors", counting)
     rng = np.random.default_rng(2)
     w = rng.integers(-63, 64, (256, 1024))  # 2 row blocks x 4 column blocks: 8 tiles, 4 programs
     x = rng.integers(0, 32, (12, 256))
