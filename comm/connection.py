@@ -166,29 +166,52 @@ def zero_responses(words: np.ndarray) -> np.ndarray:
 
 def _zero_responses_of_answering(words: np.ndarray) -> np.ndarray:
     """:func:`zero_responses` looking only at the instructions that answer (READ, READ_BLOCK, END): block
-    data words are found with :func:`wire.block_payload_mask`, nothing else of the stream is decoded."""
+    data words are found with :func:`wire.block_payload_mask`, nothing else of the stream is decoded.
+
+    Leading WRITE_BLOCKs (a configuration or weight update in front of the program) are skipped by
+    walking their headers, a step per block rather than a look at each of their data words.
+    """
+    start, n = 0, words.size
+    for _ in range(_LEADING_BLOCKS):
+        if start >= n:
+            break
+        header = int(words[start])
+        if header >> 56 != _WRITE_BLOCK:
+            break
+        start += 1 + ((header & 0xFFFF) + 1) // 2
+    if start:
+        words = words[start:]
     opcodes = wire.opcodes_of(words)
-    answering = opcodes == wire.Opcode.READ_BLOCK  # comparisons on the contiguous bytes: faster than a table
-    answering |= opcodes == wire.Opcode.READ
-    answering |= opcodes == wire.Opcode.END
-    index = np.flatnonzero(answering)
-    candidates = np.flatnonzero(opcodes == wire.Opcode.WRITE_BLOCK)
+    kind = _ANSWER_KIND[opcodes]  # response type of each answering instruction, 0 for the others
+    index = np.flatnonzero(kind)
+    candidates = np.flatnonzero(opcodes == _WRITE_BLOCK)
     if candidates.size:
         index = index[~_inside_blocks(words, candidates, index)]
-    kinds = opcodes[index]
-    payload = words[index] & np.uint64(0x00FF_FFFF_FFFF_FFFF)
-    reads = kinds == wire.Opcode.READ
-    blocks = kinds == wire.Opcode.READ_BLOCK
-    counts = np.where(blocks, (payload & np.uint64(0xFFFF)).astype(np.int64), 0)
+    kinds = kind[index]
+    payload = words[index]
+    blocks = kinds == _BLOCK_DATA
+    counts = np.where(blocks, (payload & _MASK16).astype(np.int64), 0)
     sizes = 1 + (counts + 1) // 2
     offsets = np.cumsum(sizes) - sizes
-    out = np.zeros(int(sizes.sum()), np.uint64)
-    response_kind = np.where(reads, np.uint64(wire.ResponseType.READ_DATA), np.uint64(wire.ResponseType.END))
-    response_kind[blocks] = np.uint64(wire.ResponseType.BLOCK_DATA)
-    body = np.where(blocks, payload & np.uint64(0x00FF_FFFF_0000_FFFF), payload & np.uint64(0xFFFF_FFFF))
-    body[reads] = payload[reads] & np.uint64(0x00FF_FFFF_0000_0000)
-    out[offsets] = (response_kind << np.uint64(56)) | body
+    out = np.zeros(int(offsets[-1] + sizes[-1]) if sizes.size else 0, np.uint64)
+    # the answer keeps the address (bits 55..32) of reads, the address and count of blocks, the END cookie
+    out[offsets] = (kinds.astype(np.uint64) << np.uint64(56)) | (payload & _KEEP[kinds])
     return out
+
+
+_WRITE_BLOCK = int(wire.Opcode.WRITE_BLOCK)
+_BLOCK_DATA = np.uint8(wire.ResponseType.BLOCK_DATA)
+_MASK16 = np.uint64(0xFFFF)
+#: WRITE_BLOCKs at the start of a program that :func:`_zero_responses_of_answering` walks one by one.
+_LEADING_BLOCKS = 16
+_ANSWER_KIND = np.zeros(256, np.uint8)
+_ANSWER_KIND[int(wire.Opcode.READ)] = int(wire.ResponseType.READ_DATA)
+_ANSWER_KIND[int(wire.Opcode.READ_BLOCK)] = int(wire.ResponseType.BLOCK_DATA)
+_ANSWER_KIND[int(wire.Opcode.END)] = int(wire.ResponseType.END)
+_KEEP = np.zeros(256, np.uint64)
+_KEEP[int(wire.ResponseType.READ_DATA)] = 0x00FF_FFFF_0000_0000
+_KEEP[int(wire.ResponseType.BLOCK_DATA)] = 0x00FF_FFFF_0000_FFFF
+_KEEP[int(wire.ResponseType.END)] = 0xFFFF_FFFF
 
 
 def _inside_blocks(words: np.ndarray, candidates: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -193,8 +193,9 @@ class JITExecutor:
         return plan
 
     def _run_level(self, plan: _Plan, level: _Level, values: dict[int, Any], info: ExecutionInfo) -> None:
+        # one record for the level's host-side work (tile inputs, row-block sums, transformations)
+        record = InstanceRecord(instance=level.specs[0].instance if level.specs else level.first_instance, chip=None)
         if level.specs:
-            record = InstanceRecord(instance=level.specs[0].instance, chip=None)
             started = time.perf_counter()
             try:
                 tiles = [spec.tile(values) for spec in level.specs]
@@ -203,16 +204,18 @@ class JITExecutor:
             except Exception as error:
                 raise ExecutionFailed(str(error), instance=record.instance, chip=None, stage="preprocess") from error
             record.stages["preprocess"] = time.perf_counter() - started
-            info.add(record)
-            self._run_tiles(plan, level, tiles, values, info)
+            self._run_tiles(plan, level, tiles, values, info, record)
         for instance in level.spiking:
             from .spiking import run_spiking_instance
 
             run_spiking_instance(self, plan.graph, instance, values, info)
         if level.host_steps:
-            self._run_host(level, values, info)
+            self._run_host(level, values, record)
+        if record.stages:
+            info.add(record)
 
-    def _run_tiles(self, plan: _Plan, level: _Level, tiles: list[Tile], values: dict[int, Any], info: ExecutionInfo) -> None:
+    def _run_tiles(self, plan: _Plan, level: _Level, tiles: list[Tile], values: dict[int, Any], info: ExecutionInfo,
+                   level_record: InstanceRecord) -> None:
         """Build the programs of a level on this thread and execute them on the chips' worker threads.
 
         At most ``_IN_FLIGHT`` programs per chip are queued (building runs ahead of the chips by that much,
@@ -221,7 +224,6 @@ class JITExecutor:
         :class:`_Sums`). A level with a single program runs it on this thread (nothing to overlap with).
         """
         sums = _Sums(level.sums) if level.sums else None
-        cache: dict[Any, np.ndarray] = {}  # input words per input data: lives as long as this level's tiles
         pending: list[deque[tuple[Future[Any], int, InstanceRecord]]] = [deque() for _ in self.connections]
         failure: BaseException | None = None
 
@@ -246,6 +248,8 @@ class JITExecutor:
         placed = level.placed is not None
         programs = level.programs(tiles) if placed else pair_tiles(tiles, self.n_chips)
         images = plan.images(level, tiles) if placed else None
+        # input words per input data (lives as long as this level's tiles); one program has nothing to share
+        cache: dict[Any, np.ndarray] | None = {} if len(programs) > 1 else None
         try:
             for chip, group in programs:
                 while len(pending[chip]) >= _IN_FLIGHT:
@@ -280,11 +284,9 @@ class JITExecutor:
         if failure is not None:
             raise failure
         if sums is not None:
-            record = InstanceRecord(instance=tiles[0].instance, chip=None)
             started = time.perf_counter()
             values.update(sums.results())
-            record.stages["postprocess"] = time.perf_counter() - started
-            info.add(record)
+            level_record.stages["postprocess"] = level_record.stages.get("postprocess", 0.0) + time.perf_counter() - started
 
     def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
@@ -307,27 +309,19 @@ class JITExecutor:
         finally:
             stages["decode"] = stages.get("decode", 0.0) + time.perf_counter() - started
 
-    def _run_host(self, level: _Level, values: dict[int, Any], info: ExecutionInfo) -> None:
-        """The host-side vertices of a level (transformations, memory pass-through), precompiled in the plan."""
-        record = InstanceRecord(instance=level.host_steps[0][0], chip=None)
+    def _run_host(self, level: _Level, values: dict[int, Any], record: InstanceRecord) -> None:
+        """The transformations of a level, precompiled in the plan."""
         started = time.perf_counter()
         for instance, d, vertex, edges in level.host_steps:
             if d in values:  # computed already (a row-block sum, see _Sums)
                 continue
             try:
-                arguments = [values[source] if whole else values[source][..., lo:hi] for source, whole, lo, hi in edges]
-                if vertex is None:
-                    if arguments:
-                        values[d] = arguments[0]
-                else:
-                    values[d] = vertex.evaluate(*arguments)
+                values[d] = vertex.evaluate(*[values[source] if whole else values[source][..., lo:hi] for source, whole, lo, hi in edges])
             except KeyError as error:
                 raise ExecutionFailed(f"input {error} of v{d} has no value", instance=instance, chip=None, stage="postprocess") from None
             except Exception as error:
-                name = type(vertex).__name__ if vertex is not None else "memory"
-                raise ExecutionFailed(f"{name} v{d}: {error}", instance=instance, chip=None, stage="postprocess") from error
-        record.stages["postprocess"] = time.perf_counter() - started
-        info.add(record)
+                raise ExecutionFailed(f"{type(vertex).__name__} v{d}: {error}", instance=instance, chip=None, stage="postprocess") from error
+        record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
 
 
 def _port_range(type_name: str) -> tuple[int, int]:
@@ -390,6 +384,7 @@ class _Level:
         self.specs, self.spiking, self.host_steps = specs, spiking, host_steps
         self.sums = _SumPlan(sums, sum_dtypes) if sums else None
         self.placed: list[Slot] | None = None
+        self.first_instance = -1
 
     @classmethod
     def of(cls, graph: Graph, level: Sequence[Any]) -> _Level:
@@ -412,7 +407,9 @@ class _Level:
         for instance in host:
             steps.extend(_host_steps(graph, instance, set()))
         sums, dtypes = _sum_targets(graph, specs)
-        return cls(specs, spiking, steps, sums, dtypes)
+        result = cls(specs, spiking, steps, sums, dtypes)
+        result.first_instance = level[0].id if level else -1
+        return result
 
     def place(self, slots: Sequence[Slot]) -> None:
         """Fix the tiles of this level to their persistent slots (columns packed, see :mod:`.placement`)."""
