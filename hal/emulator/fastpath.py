@@ -24,6 +24,7 @@ from ..regmap import REGISTER_MAP
 from ..wire import Opcode, ResponseType
 from . import kernels
 from .analog import _FLOOR_TOLERANCE, CYCLES_PER_US, saturate
+from .dynamics import quiet_mask
 
 _B = REGISTER_MAP
 _U64 = np.uint64
@@ -38,6 +39,8 @@ _MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (wit
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
+_BG_ENABLE = slice(_B["background_spike_source"].base, _B["background_spike_source"].last_address + 1, 3)  # word 0 of each
+_CROSSBAR_OUTPUT = _B["crossbar_output_config"].base
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
 
@@ -68,19 +71,12 @@ def recognise(words: np.ndarray) -> _Shape | None:
     n = words.size
     if n < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
         return None
-    lanes = words.view("<u2").reshape(-1, 4)
-    scanned = None
     if kernels.mode() == "numba":  # one compiled pass instead of the numpy passes below
-        scanned = kernels.scan(lanes, _SPIKES)
-        if not scanned[3]:
-            return None
-        other = scanned[0]
-        top = None
-        o_op = (lanes[other, 3] >> np.uint16(8)).astype(np.uint8)
-    else:
-        top = np.ascontiguousarray(lanes[:, 3])  # opcode, and of SPIKES words delay and count
-        other = np.flatnonzero((top >> np.uint16(8)) != _SPIKES)
-        o_op = (top[other] >> np.uint16(8)).astype(np.uint8)
+        return _recognise_compiled(words)
+    lanes = words.view("<u2").reshape(-1, 4)
+    top = np.ascontiguousarray(lanes[:, 3])  # opcode, and of SPIKES words delay and count
+    other = np.flatnonzero((top >> np.uint16(8)) != _SPIKES)
+    o_op = (top[other] >> np.uint16(8)).astype(np.uint8)
     if other.size == 0:
         return None
     has_end = bool(o_op[-1] == Opcode.END)
@@ -136,10 +132,7 @@ def recognise(words: np.ndarray) -> _Shape | None:
     n_spikes = pos[:, 2] - pos[:, 1] - 1
     delay = 0
     partial = np.zeros(0, np.intp)
-    if n_spikes.any() and scanned is not None:
-        delay = (scanned[2] >> 2) & 63
-        partial = scanned[1]
-    elif n_spikes.any():
+    if n_spikes.any():
         first_spike = int(pos[np.flatnonzero(n_spikes)[0], 1] + 1)
         reference = int(top[first_spike]) | 3
         probe = top | np.uint16(3)
@@ -172,6 +165,82 @@ def recognise(words: np.ndarray) -> _Shape | None:
     return shape
 
 
+def _static_state(core, params) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per parameter set (cached): the relaxation (rate, target) of every membrane when the closed form's
+    parameter conditions hold (receiving membranes neither leak nor fire, adapt or run away; no membrane
+    drifts towards another level than its reset), else None."""
+    cached = getattr(core, "_hagen_static", None)
+    if cached is not None and cached[0] is params:
+        return cached[1]
+    receiving = params.exc_input | params.inh_input
+    state = None
+    if not (receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).any():
+        rate_all, target_all = core._relaxation(params)
+        if not np.any(target_all - params.v_reset != 0.0):
+            state = (rate_all, target_all)
+    core._hagen_static = (params, state)
+    return state
+
+
+def _linear_now(core, params) -> bool:
+    """The state-dependent rest of ``AnalogCore._linear_neurons``: nobody can fire, no synaptic current flows."""
+    if params.threshold.any() and (params.threshold & ~quiet_mask(core, params)).any():
+        return False
+    return not (np.abs(core.i_exc).max() > 1e-9 or np.abs(core.i_inh).max() > 1e-9)
+
+
+def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, baseline: np.ndarray | None) -> np.ndarray:
+    """Synram ``h``'s effective weights (times the leak ``scale`` between reads) with the baseline row (or
+    zeros) at matmul column 128 of the accumulator (cached per weights, read-only)."""
+    cached = getattr(core, "_hagen_extended", None)
+    if cached is None or cached[0] is not weights:
+        cached = core._hagen_extended = (weights, {})
+    key = (h, scale, None if baseline is None else baseline.tobytes())
+    w = cached[1].get(key)
+    if w is None:
+        w = weights[h] if scale is None else weights[h] * np.float32(scale)
+        extra = baseline[None, :] if baseline is not None else np.zeros((1, 256), np.float32)
+        w = np.concatenate((w, extra) if h == 0 else (extra, w))
+        w.flags.writeable = False
+        if len(cached[1]) >= 16:
+            cached[1].clear()
+        cached[1][key] = w
+    return w
+
+
+_OPS = np.array([Opcode.SPIKES, Opcode.TIMER_RESET, Opcode.WRITE, Opcode.WAIT_UNTIL, Opcode.READ_BLOCK, Opcode.END], np.uint64)
+
+
+def _recognise_compiled(words: np.ndarray) -> _Shape | None:
+    """:func:`recognise` by the compiled kernel (the per-read checks here); ``other`` is left None."""
+    found = kernels.recognise(words, _OPS, _NEURON_RESET)
+    if found is None:
+        return None
+    reads, quadrants, first, n_spikes, start, stop, targets, reference, cookie, partial = found
+    rows = []
+    for payload in reads.tolist():
+        offset = (payload >> 32) - _CADC_SAMPLES
+        if payload & 0xFFFF_FFFF != 64 or offset % 64 or not 0 <= offset // 64 <= 3:
+            return None
+        rows.append(offset // 64)
+    shape = _Shape()
+    shape.n_vectors = first.size
+    shape.reads = reads.size
+    shape.rows = np.array(rows, np.int64)
+    shape.read_payloads = reads
+    shape.quadrants = quadrants & 0xF
+    shape.first_spike = first
+    shape.n_spikes = n_spikes
+    shape.vector_start = start
+    shape.vector_end = stop
+    shape.targets = targets
+    shape.delay = (int(reference) >> 2) & 63 if reference >= 0 else 0
+    shape.end_cookie = None if cookie < 0 else int(cookie)
+    shape.other = None  # used by the numpy accumulation only
+    shape.partial = partial
+    return shape
+
+
 def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     """Responses of a canonical hagen program, or None when the general path must run."""
     _mark(None)
@@ -184,40 +253,41 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     cfg = emulator.config
     rows = shape.rows
     hemispheres = rows // 2
+    read_h = [int(r) // 2 for r in rows.tolist()]
     # every read hemisphere is reset (both quadrants) before each vector
-    for h in np.unique(hemispheres).tolist():
+    for h in set(read_h):
         if (shape.quadrants >> (2 * h)) & 3 != 3:
             return None
     # chip state that the closed form needs (as in AnalogCore.run's hot path)
-    bg = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].reshape(8, 3)
-    if (bg[:, 0] & 1).any() or core.madc_active:
+    if (memory[_BG_ENABLE] & 1).any() or core.madc_active or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF:
         return None
-    if int(memory[_B["crossbar_output_config"].base]) & 0xFFF:
-        return None
+    _mark("state: registers")
 
-    # timeline (model cycles), per vector
+    # timeline (model cycles, integers: exact in float64), per read and per vector
     ic = float(cfg.instruction_cycles)
     rc = float(cfg.neuron_reset_cycles)
-    cadc_cfg = memory[_CADC_CONFIG + np.arange(2)].astype(np.int64)
-    conv = ic + cfg.cadc_conversion_cycles + ((cadc_cfg[hemispheres] >> 8) & 0xFF) + ((cadc_cfg[hemispheres] >> 16) & 0xFF)
-    read_offset = np.concatenate(([0.0], np.cumsum(conv)[:-1]))
+    cadc_cfg = [int(memory[_CADC_CONFIG + h]) for h in (0, 1)]
+    conv = [ic + cfg.cadc_conversion_cycles + ((cadc_cfg[h] >> 8) & 0xFF) + ((cadc_cfg[h] >> 16) & 0xFF) for h in read_h]
+    read_offset = [sum(conv[:k]) for k in range(len(conv))]
     step = ic + shape.delay
     t0 = emulator.time
     pre = 2 * ic + rc
-    first_read = np.maximum(pre + shape.n_spikes * step + ic, shape.targets)  # relative to the vector's start
-    length = first_read + float(conv.sum())
-    vector_time = t0 + np.concatenate(([0.0], np.cumsum(length)[:-1]))
-    end_time = t0 + float(length.sum()) + (ic if shape.end_cookie is not None else 0.0)
+    first_read = np.maximum(shape.n_spikes * step + (pre + ic), shape.targets)  # relative to the vector's start
+    length = first_read + float(sum(conv))
+    vector_end_time = np.cumsum(length)
+    vector_time = (vector_end_time - length) + t0
+    end_time = t0 + float(vector_end_time[-1]) + (ic if shape.end_cookie is not None else 0.0)
     t_read0 = vector_time + first_read
-
+    _mark("timeline")
     params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
     tables = core.routing(memory)
-    if tables.any_multiple or tables.any_fpga_recorded or not core._linear_neurons(params, np.ones(2, bool)):
+    if tables.any_multiple or tables.any_fpga_recorded:
         return None
-    rate_all, target_all = core._relaxation(params)
-    drift = target_all - params.v_reset  # zero unless a (non-receiving) neuron leaks towards another level
-    if np.any(drift != 0.0):
+    static = _static_state(core, params)
+    if static is None or not _linear_now(core, params):
         return None
+    rate_all, target_all = static
+    _mark("params, linear")
     dead = cfg.padi_dead_cycles
     if dead > 0 and step < dead and shape.n_spikes.max() > 1:
         return None
@@ -257,17 +327,17 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     enabled = [bool(memory[_CADC_CONFIG + int(h)] & 1) for h in hemispheres]
     # without saturation and noise the baseline (128 + channel offset + v_reset) rides in the matmul: a
     # column of ones in the accumulator times a baseline row appended to the weights
-    fold = cfg.noise_lsb <= 0 and not np.isfinite(knee).any()
+    bends = getattr(core.pattern, "knee_finite", None)
+    if bends is None:  # per synram: does any column bend (a fixed property of the chip)
+        bends = core.pattern.knee_finite = [bool(np.isfinite(knee[h]).any()) for h in (0, 1)]
+    fold = cfg.noise_lsb <= 0 and not any(bends)
     effective[:, 128] = 1.0 if fold else 0.0
     reads = []
     for k in range(n_r):  # per read: its weights (with the leak between the reads) and its baseline
         row, h = int(rows[k]), int(hemispheres[k])
-        w = weights[h]
-        if rate > 0 and read_offset[k] > 0:
-            w = w * np.float32(math.exp(-read_offset[k] * rate))
+        scale = math.exp(-read_offset[k] * rate) if rate > 0 and read_offset[k] > 0 else None
         baseline = offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
-        extra = baseline[None, :] if fold else np.zeros((1, 256), np.float32)
-        w = np.concatenate((w, extra) if h == 0 else (extra, w))
+        w = _extended_weights(core, weights, h, scale, baseline if fold else None)
         reads.append((k, h, w, None if fold else baseline))
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
@@ -283,7 +353,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         zeros = np.zeros(256, np.float32)
         for k, h, w, baseline in reads:
             if enabled[k]:
-                bend = not fold and bool(np.isfinite(knee[h]).any())
+                bend = not fold and bends[h]
                 kernels.readout(products[k], knee[h], cfg.saturation_span_lsb, bend, table, core.noise.key, noise_base,
                                 k, zeros if fold else baseline, samples_u8)
         _mark("readout (compiled)")
@@ -316,19 +386,23 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
 
     _mark(None)
     # final membranes (the window after the last reads), then the clock
-    for q in range(4):
-        h, half = q // 2, q % 2
-        j = slice(128 * q, 128 * (q + 1))
-        if (shape.quadrants >> q) & 1:
-            charge = effective[-1, _DRIVERS[h]] @ weights[h][:, 128 * half : 128 * (half + 1)]
-            if rate > 0:
-                charge *= np.float32(math.exp(-(end_time - t_read0[-1]) * rate))
-            core.v[j] = params.v_reset[j] + charge.astype(np.float64)
-        else:  # relaxation of the stored membrane
-            f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * rate_all[j])
-            v_start = core.v[j]
-            core.v[j] = v_start + (target_all[j] - v_start) * (1.0 - f)
-    core.w_adapt *= np.exp(-(end_time - core.t_state) / (params.tau_adaptation_us * CYCLES_PER_US))
+    tail = math.exp(-(end_time - t_read0[-1]) * rate) if rate > 0 else None
+    for h in (0, 1):
+        reset = [(shape.quadrants >> (2 * h + half)) & 1 for half in (0, 1)]
+        if any(reset):
+            charge = effective[-1, _DRIVERS[h]] @ weights[h]  # (256,): both quadrants of the synram
+            if tail is not None:
+                charge *= np.float32(tail)
+        for half in (0, 1):
+            j = slice(256 * h + 128 * half, 256 * h + 128 * (half + 1))
+            if reset[half]:
+                core.v[j] = params.v_reset[j] + charge[128 * half : 128 * (half + 1)].astype(np.float64)
+            else:  # relaxation of the stored membrane
+                f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * rate_all[j])
+                v_start = core.v[j]
+                core.v[j] = v_start + (target_all[j] - v_start) * (1.0 - f)
+    if core.w_adapt.any():
+        core.w_adapt *= np.exp(-(end_time - core.t_state) / (params.tau_adaptation_us * CYCLES_PER_US))
     core.t_state = end_time
     emulator.timer_zero = float(vector_time[-1])
     emulator.time = end_time

@@ -1,10 +1,10 @@
 """Compiled inner loops of the hagen fast path, and the counter-based noise generator they share with numpy.
 
-The hagen fast path (:mod:`bss2.hal.emulator.fastpath`) spends its time in two places that numpy can only
-express as a dozen passes over large temporaries: accumulating every event of every SPIKES word into a
-(vector, driver) activation matrix, and turning every membrane swing into a CADC sample (saturation bend,
-temporal noise, baseline, clipping, 8-bit quantisation). This module holds single-pass versions of both,
-compiled with `numba <https://numba.pydata.org>`_ and run on slices of the batch in a small thread pool
+The hagen fast path (:mod:`bss2.hal.emulator.fastpath`) spends its time in places that numpy can only
+express as many passes over large temporaries (or, for small programs, as many small calls): recognising
+the program's structure, accumulating every event of every SPIKES word into a (vector, driver) activation
+matrix, and turning every membrane swing into a CADC sample (saturation bend, temporal noise, baseline,
+clipping, 8-bit quantisation). This module holds single-pass versions of the three, compiled with `numba <https://numba.pydata.org>`_ and run on slices of the batch in a small thread pool
 (the kernels release the GIL). They compute exactly what the numpy passes in ``fastpath`` compute, in the
 same floating-point order, so the two implementations give identical responses; the numpy passes remain
 the fallback where numba cannot be imported, or when ``BSS2_EMULATOR_KERNELS=numpy`` is set.
@@ -97,31 +97,98 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
     jit = numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
     @jit
-    def scan_kernel(lanes, spikes):
-        # one pass over the words: positions of the non-SPIKES words; every SPIKES word must share one delay;
-        # partly filled ones (fewer than 3 labels) are listed and must leave their unused labels zero
-        n = lanes.shape[0]
-        other = np.empty(n, np.int64)
+    def recognise_kernel(words, ops, neuron_reset):
+        # the structure of a canonical hagen program in one pass over its words (see fastpath.recognise):
+        # per vector TIMER_RESET 0, WRITE neuron_reset q (one q), SPIKES* (one delay; a partly filled word
+        # leaves its unused labels zero), WAIT_UNTIL t, READ_BLOCK* (the same reads for every vector);
+        # optionally END as the last word
+        spikes, timer_reset, write, wait, read, end = ops[0], ops[1], ops[2], ops[3], ops[4], ops[5]
+        mask56 = np.uint64(0x00FFFFFFFFFFFFFF)
+        low32 = np.uint64(0xFFFFFFFF)
+        n = words.size
+        m = n // 4 + 1
+        first = np.empty(m, np.int64)
+        n_spikes = np.empty(m, np.int64)
+        start = np.empty(m, np.int64)
+        stop = np.empty(m, np.int64)
+        targets = np.empty(m, np.float64)
+        reads = np.empty(n, np.uint64)
         partial = np.empty(n, np.int64)
-        n_other = 0
         n_partial = 0
+        n_reads = -1
+        quadrants = np.uint64(0)
         reference = -1
-        ok = True
-        for i in range(n):
-            top = np.int64(lanes[i, 3])
-            if (top >> 8) != spikes:
-                other[n_other] = i
-                n_other += 1
-                continue
-            if reference < 0:
-                reference = top | 3
-            ok &= (top | 3) == reference
-            used = top & 3
-            if used != 3:
-                partial[n_partial] = i
-                n_partial += 1
-                ok &= used != 0 and (used >= 2 or lanes[i, 1] == 0) and lanes[i, 0] == 0
-        return other[:n_other].copy(), partial[:n_partial].copy(), reference, ok
+        cookie = -1
+        v = 0
+        i = 0
+        ok = False
+        while True:
+            if i == n:
+                ok = v > 0
+                break
+            op = words[i] >> np.uint64(56)
+            if op == end:
+                if i == n - 1 and v > 0 and ((words[i] & mask56) >> np.uint64(32)) == 0:
+                    cookie = np.int64(words[i] & low32)
+                    ok = True
+                break
+            if op != timer_reset or (words[i] & mask56) != 0 or i + 1 == n:
+                break
+            start[v] = i
+            i += 1
+            payload = words[i] & mask56
+            if (words[i] >> np.uint64(56)) != write or (payload >> np.uint64(32)) != neuron_reset:
+                break
+            if v == 0:
+                quadrants = payload
+            elif payload != quadrants:
+                break
+            i += 1
+            first[v] = i
+            good = True
+            while i < n and (words[i] >> np.uint64(56)) == spikes:
+                top = np.int64((words[i] >> np.uint64(48)) & np.uint64(0xFFFF))
+                if reference < 0:
+                    reference = top | 3
+                used = top & 3
+                lane0 = words[i] & np.uint64(0xFFFF)
+                lane1 = (words[i] >> np.uint64(16)) & np.uint64(0xFFFF)
+                if (top | 3) != reference or used == 0 or (used < 2 and lane1 != 0) or (used < 3 and lane0 != 0):
+                    good = False
+                    break
+                if used != 3:
+                    partial[n_partial] = i
+                    n_partial += 1
+                i += 1
+            if not good:
+                break
+            n_spikes[v] = i - first[v]
+            if i == n or (words[i] >> np.uint64(56)) != wait or ((words[i] & mask56) >> np.uint64(32)) != 0:
+                break
+            targets[v] = np.float64(words[i] & low32)
+            i += 1
+            r = 0
+            while i < n and (words[i] >> np.uint64(56)) == read:
+                payload = words[i] & mask56
+                if v == 0:
+                    reads[r] = payload
+                elif r >= n_reads or payload != reads[r]:
+                    good = False
+                    break
+                r += 1
+                i += 1
+            if not good or r == 0 or (v > 0 and r != n_reads):
+                break
+            n_reads = r
+            stop[v] = i
+            v += 1
+        if not ok:
+            v = 0
+            n_reads = 0
+            n_partial = 0
+        return (ok, reads[:n_reads].copy(), np.int64(quadrants & np.uint64(0xFFFFFFFF)), first[:v].copy(),
+                n_spikes[:v].copy(), start[:v].copy(), stop[:v].copy(), targets[:v].copy(), reference, cookie,
+                partial[:n_partial].copy())
 
     @jit
     def accumulate_kernel(lanes, first, count, table, bus_bit, check_buses, leak, chunk_start, factor, out, v0, v1):
@@ -195,50 +262,45 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             for c in range(256):
                 out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
 
-    return scan_kernel, accumulate_kernel, readout_kernel
+    return recognise_kernel, accumulate_kernel, readout_kernel
 
 
+_WORKERS = max(1, min(os.cpu_count() or 1, 8))
 _POOL_LOCK = threading.Lock()
 _POOL: list[ThreadPoolExecutor] = []
 
 
-def _pool() -> ThreadPoolExecutor | None:
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2:
-        return None
+def _pool() -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if not _POOL:
-            _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="bss2-emulator"))
+            _POOL.append(ThreadPoolExecutor(_WORKERS, thread_name_prefix="bss2-emulator"))
         return _POOL[0]
 
 
-def _split(n: int) -> list[tuple[int, int]]:
-    pool = _pool()
-    parts = 1 if pool is None or n < _MIN_PARALLEL else pool._max_workers
-    edges = np.linspace(0, n, parts + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
 def _run(kernel: Callable[..., object], n: int, *args: object) -> list[object]:
-    """``kernel(*args, v0, v1)`` over ``[0, n)``, in slices on the pool (results in slice order)."""
-    slices = _split(n)
-    if len(slices) == 1:
+    """``kernel(*args, v0, v1)`` over ``[0, n)``: in the calling thread when small, else in equal slices on
+    the pool (one per CPU, up to 8; the calling thread takes the first). Results in slice order."""
+    if n < _MIN_PARALLEL or _WORKERS < 2:
         return [kernel(*args, 0, n)]
+    edges = [n * p // _WORKERS for p in range(_WORKERS + 1)]
     pool = _pool()
-    futures = [pool.submit(kernel, *args, a, b) for a, b in slices[1:]]
-    first = kernel(*args, *slices[0])
+    futures = [pool.submit(kernel, *args, a, b) for a, b in zip(edges[1:-1], edges[2:])]
+    first = kernel(*args, edges[0], edges[1])
     return [first] + [f.result() for f in futures]
 
 
-def scan(lanes: np.ndarray, spikes: int) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """One pass over a program's words (``lanes``: their (n, 4) uint16 view) for the fast-path recogniser.
+def recognise(words: np.ndarray, ops: np.ndarray, neuron_reset: int) -> tuple | None:
+    """The structure of a canonical hagen program (see :func:`bss2.hal.emulator.fastpath.recognise`), or None.
 
-    Returns the positions of the words whose opcode is not ``spikes``, the positions of the SPIKES words
-    with fewer than three labels, the first SPIKES word's top lane with its label count set to 3 (-1 when
-    there is none), and whether every SPIKES word has that delay, at least one label and zero unused labels.
+    ``ops`` are the opcodes SPIKES, TIMER_RESET, WRITE, WAIT_UNTIL, READ_BLOCK, END (uint64) and
+    ``neuron_reset`` the register address of the neuron reset. Returns the read payloads (of the first
+    vector; every vector has the same), the neuron-reset value, per vector the first SPIKES word, their
+    number, the first and one-past-last word and the WAIT_UNTIL target, the first SPIKES word's top lane
+    with its label count set to 3 (-1 when there is none), the END cookie (-1 without END), and the
+    positions of the SPIKES words with fewer than three labels.
     """
-    other, partial, reference, ok = _compiled()[0](lanes, spikes)
-    return other, partial, int(reference), bool(ok)
+    result = _compiled()[0](words, ops, np.uint64(neuron_reset))
+    return result[1:] if result[0] else None
 
 
 def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, bus_bit: np.ndarray | None,
@@ -249,7 +311,7 @@ def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: n
     returns :data:`BAD_DRIVER`, two labels of one word on one PADI bus (``bus_bit``, per column, given)
     :data:`BUS_COLLISION` (the caller then leaves the program to the general path). ``leak`` (float32,
     optional) weights word ``i`` by ``leak[i - chunk_start[v]]``; ``factor`` (float32, optional) then scales
-    row ``v``. Unused labels of partly filled words must be zero (as :func:`scan` checks).
+    row ``v``. Unused labels of partly filled words must be zero (as :func:`recognise` checks).
     """
     kernel = _compiled()[1]
     empty = np.zeros(0, np.float32)
