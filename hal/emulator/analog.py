@@ -15,6 +15,7 @@ import numpy as np
 
 from ..regmap import REGISTER_MAP
 from .config import EmulatorConfig
+from . import kernels
 from .kernels import splitmix64
 
 N_NEURONS = 512
@@ -161,6 +162,9 @@ def hagen_weights(config: EmulatorConfig, pattern: FixedPattern, params: NeuronP
     mode_top = ((driver_words >> 1) & 3).reshape(2, 128)
     mode_bottom = ((driver_words >> 3) & 3).reshape(2, 128)
     scale = driver_scale(config, pattern, driver_words).reshape(2, 128)
+    if kernels.mode() == "numba":  # the same operations in one compiled pass
+        return kernels.hagen_weights(weights, pattern.synapse, mode_top, mode_bottom, params.hagen_exc.astype(np.float32),
+                                     params.hagen_inh.astype(np.float32), scale.astype(np.float32))
     out = np.empty((2, 128, 256), dtype=np.float32)
     for h in range(2):  # two synrams
         w = weights[h].astype(np.float32) * pattern.synapse[h]

@@ -148,8 +148,9 @@ class AnalogCore:
                     touched.add(group)
         if "routing" in touched:
             self._routing = None
-        if touched & {"neurons", "synapses"}:
+        if "neurons" in touched:
             self._params = None
+        if touched & {"neurons", "synapses"}:
             self._weights = None
         in_capmem = (addresses >= _CAPMEM.base) & (addresses <= _CAPMEM.last_address)
         if in_capmem.any():
@@ -165,6 +166,11 @@ class AnalogCore:
             lo, hi = _range("background_spike_source")
             sources = np.unique((addresses[(addresses >= lo) & (addresses <= hi)] - lo) // 3)
             self._reseed_background(memory, float(times.max()), sources)
+
+    def synapses_written(self) -> None:
+        """Invalidate what depends on the synapse array alone (the effective hagen weights); the caller has
+        checked that every written address is a synapse word."""
+        self._weights = None
 
     def _reseed_background(self, memory: np.ndarray, time: float, sources: np.ndarray) -> None:
         base = _B["background_spike_source"].base

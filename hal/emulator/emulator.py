@@ -21,6 +21,7 @@ from .. import wire
 from ..errors import HalValueError
 from ..regmap import REGISTER_MAP
 from ..wire import ErrorCode, Opcode, ResponseType
+from . import kernels
 from .config import EmulatorConfig
 from .dynamics import AnalogCore, DynamicsInput
 from .fastpath import execute_hagen
@@ -137,6 +138,13 @@ class Emulator:
             if fast is not None:  # a canonical hagen MAC program (see .fastpath)
                 self._set_timing(self.time - t0, int(words.size), int(fast.size))
                 return fast
+            synapse_prefix = self._synapse_prefix(words)
+            if synapse_prefix is not None:  # weight update, then the vectors (one compiled pass each)
+                tail = execute_hagen(self, words[synapse_prefix:])
+                if tail is None:
+                    tail = self._execute_general(words[synapse_prefix:])
+                self._set_timing(self.time - t0, int(words.size), int(tail.size))
+                return tail
             split = _hagen_suffix_start(words)
             if split is not None:
                 # configuration (general path), then the canonical MAC vectors (fast path if they qualify)
@@ -152,6 +160,25 @@ class Emulator:
         responses = self._execute_general(words)
         self._set_timing(self.time - t0, int(np.asarray(words).size), int(responses.size))
         return responses
+
+    def _synapse_prefix(self, words: np.ndarray) -> int | None:
+        """With the compiled kernels: a prefix of nothing but WRITE/WRITE_BLOCK into the synapse array,
+        followed by the first vector of a hagen program, is stored (as :meth:`_execute_synapse_writes`
+        would) and the index of the vectors returned; else None and nothing changed."""
+        if kernels.mode() != "numba" or words.dtype != np.uint64 or words.ndim != 1 or not words.flags.c_contiguous:
+            return None
+        ops = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
+        stop, _, _ = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address)
+        if stop <= 0 or stop + 1 >= words.size or words[stop] != _TIMER_RESET_WORD:
+            return None
+        if (words[stop + 1] & np.uint64(0xFFFF_FFFF_0000_0000)) != _NEURON_RESET_WRITE_HEAD:
+            return None
+        stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory)
+        end_time = self.time + self.config.instruction_cycles * float(instructions + data_words)
+        self.core.synapses_written()
+        self.time = end_time
+        self.core.settle_to(end_time)
+        return stop
 
     def _execute_synapse_writes(self, words: np.ndarray) -> np.ndarray | None:
         """A prefix of nothing but complete WRITE/WRITE_BLOCK instructions into the synapse array (the
@@ -179,7 +206,7 @@ class Emulator:
         cycles = self.config.instruction_cycles
         end_time = self.time + cycles * (opcode.size + float(np.ceil(stream.block_counts / 2).sum()))
         self.memory[addresses] = data
-        self.core.config_written(self.memory, addresses, data, np.full(addresses.size, end_time))
+        self.core.synapses_written()
         self.time = end_time
         self.core.settle_to(end_time)
         return np.empty(0, np.uint64)

@@ -262,7 +262,59 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             for c in range(256):
                 out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
 
-    return recognise_kernel, accumulate_kernel, readout_kernel
+    @jit
+    def hagen_weights_kernel(weights, synapse, mode_top, mode_bottom, gain_exc, gain_inh, scale, out):
+        # the float64 operation sequence of analog.hagen_weights (bit-identical results), one pass
+        for h in range(2):
+            for r in range(128):
+                te = np.float64(mode_top[h, r] & 1)
+                ti = np.float64((mode_top[h, r] >> 1) & 1)
+                be = np.float64(mode_bottom[h, r] & 1)
+                bi = np.float64((mode_bottom[h, r] >> 1) & 1)
+                s = np.float64(scale[h, r])
+                for c in range(256):
+                    top = np.float64(np.float32(weights[h, 2 * r, c]) * synapse[h, 2 * r, c])
+                    bottom = np.float64(np.float32(weights[h, 2 * r + 1, c]) * synapse[h, 2 * r + 1, c])
+                    exc = top * te + bottom * be
+                    inh = top * ti + bottom * bi
+                    eff = exc * np.float64(gain_exc[256 * h + c]) - inh * np.float64(gain_inh[256 * h + c])
+                    out[h, r, c] = np.float32(eff * s)
+
+    @jit
+    def write_prefix_kernel(words, write, block, lo, hi, apply, memory):
+        # the leading WRITE / WRITE_BLOCK instructions of a program, all within addresses lo..hi: returns the
+        # index of the first other instruction (-1 when a write leaves the range or a block is malformed or
+        # truncated), the number of write instructions and of block data words; stores the writes in
+        # program order (the last write wins) when `apply`
+        n = words.size
+        i = 0
+        instructions = 0
+        data_words = 0
+        while i < n:
+            op = words[i] >> np.uint64(56)
+            address = np.int64((words[i] >> np.uint64(32)) & np.uint64(0xFFFFFF))
+            if op == write:
+                if address < lo or address > hi:
+                    return -1, 0, 0
+                if apply:
+                    memory[address] = np.uint32(words[i] & np.uint64(0xFFFFFFFF))
+                i += 1
+            elif op == block:
+                count = np.int64(words[i] & np.uint64(0xFFFFFFFF))
+                pairs = (count + 1) // 2
+                if count == 0 or count > 0xFFFF or address < lo or address + count - 1 > hi or i + 1 + pairs > n:
+                    return -1, 0, 0
+                if apply:
+                    for j in range(count):
+                        memory[address + j] = np.uint32((words[i + 1 + j // 2] >> np.uint64(32 * (j & 1))) & np.uint64(0xFFFFFFFF))
+                data_words += pairs
+                i += 1 + pairs
+            else:
+                break
+            instructions += 1
+        return i, instructions, data_words
+
+    return recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel
 
 
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))
@@ -321,6 +373,35 @@ def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: n
     status = _run(kernel, first.size, lanes, first, count, table, buses, bus_bit is not None,
                   empty if leak is None else leak, chunk_start, empty if factor is None else factor, out)
     return max(int(s) for s in status)
+
+
+def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memory: np.ndarray | None = None) -> tuple[int, int, int]:
+    """The leading WRITE/WRITE_BLOCK instructions of ``words`` (opcodes ``ops``), all into addresses
+    ``lo..hi``: (index of the first other instruction, number of write instructions, number of block data
+    words), or ``(-1, 0, 0)`` when a write leaves the range or a block is malformed or truncated (nothing
+    stored). With ``memory`` (uint32 register image), the writes are stored in program order."""
+    kernel = _compiled()[4]
+    apply = memory is not None
+    image = memory if apply else np.zeros(0, np.uint32)
+    if apply:  # validate before anything changes
+        stop = kernel(words, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, False, image)
+        if stop[0] < 0:
+            return -1, 0, 0
+    stop, instructions, data_words = kernel(words, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, apply, image)
+    return int(stop), int(instructions), int(data_words)
+
+
+def hagen_weights(weights: np.ndarray, synapse: np.ndarray, mode_top: np.ndarray, mode_bottom: np.ndarray,
+                  gain_exc: np.ndarray, gain_inh: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """:func:`bss2.hal.emulator.analog.hagen_weights` in one compiled pass (identical values).
+
+    ``weights``/``synapse``: (2, 256, 256) synapse weights and their fixed-pattern factors (float32);
+    ``mode_top``/``mode_bottom``: (2, 128) row modes; ``gain_exc``/``gain_inh``: (512,) float32 hagen gains;
+    ``scale``: (2, 128) float32 driver scales. Returns (2, 128, 256) float32.
+    """
+    out = np.empty((2, 128, 256), np.float32)
+    _compiled()[3](weights, synapse, mode_top, mode_bottom, gain_exc, gain_inh, scale, out)
+    return out
 
 
 def readout(product: np.ndarray, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None, key: int,

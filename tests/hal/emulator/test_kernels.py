@@ -127,3 +127,64 @@ def test_compiled_recogniser_recognises_what_the_numpy_recogniser_does(data):
     with kernels.use("numpy"):
         expected = _shape_fields(fastpath.recognise(words))
     assert _shape_fields(fastpath.recognise(words)) == expected
+
+
+@needs_numba
+def test_compiled_effective_weights_equal_the_numpy_formula():
+    from bss2.hal.emulator.analog import hagen_weights
+
+    rng = np.random.default_rng(14)
+    emulator = Emulator(seed=5)
+    core = emulator.core
+    memory = emulator.memory
+    params = core.params(memory, emulator.time)
+    weights = rng.integers(0, 64, (2, 256, 256)).astype(np.uint8)
+    drivers = rng.integers(0, 1 << 16, 256)  # every row mode, offset and flag combination
+    results = []
+    for which in ("numba", "numpy"):
+        with kernels.use(which):
+            results.append(hagen_weights(emulator.config, core.pattern, params, weights, drivers))
+    assert results[0].dtype == np.float32 and results[0].shape == (2, 128, 256)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+@needs_numba
+@pytest.mark.parametrize("config", [EmulatorConfig.default(), EmulatorConfig.ideal()], ids=["default", "ideal"])
+def test_weight_updates_before_vectors_take_the_same_effect_in_one_pass(config):
+    from bss2.hal.regmap import REGISTER_MAP
+
+    rng = np.random.default_rng(15)
+    weights = [{h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)} for _ in range(2)]
+    x = {h: rng.integers(0, 32, (20, 128)) for h in (0, 1)}
+    vectors = hagen.hagen_input_words(x, end_cookie=2)
+    update = np.concatenate([hagen.hagen_synapse_words(h, weights[1][h]) for h in (0, 1)])
+    single = wire.encode_write([REGISTER_MAP["synapse_quad"].base + 5] * 2, [0x01020304, 0x3F3F3F3F])  # last wins
+    programs = [np.concatenate((update, single, vectors)).astype(np.uint64),
+                np.concatenate((update[:-1], vectors)).astype(np.uint64)]  # a truncated block: general path
+    results = []
+    for which in ("numba", "numpy"):
+        with kernels.use(which):
+            emulator = Emulator(seed=4, config=config)
+            emulator.execute(hagen.hagen_config_words(weights[0]))
+            results.append(([emulator.execute(p) for p in programs], emulator))
+    (a, ea), (b, eb) = results
+    for x_, y_ in zip(a, b):
+        np.testing.assert_array_equal(x_, y_)
+    assert ea.time == eb.time and ea.last_timing == eb.last_timing
+    np.testing.assert_array_equal(ea.memory, eb.memory)
+
+
+@needs_numba
+def test_write_prefix_rejects_what_it_cannot_store_and_changes_nothing():
+    from bss2.hal.regmap import REGISTER_MAP
+
+    lo, hi = REGISTER_MAP["synapse_quad"].base, REGISTER_MAP["synapse_quad"].last_address
+    ops = (int(wire.Opcode.WRITE), int(wire.Opcode.WRITE_BLOCK))
+    memory = np.zeros(hi + 1, np.uint32)
+    block = wire.encode_write_block(lo, np.arange(5))
+    assert kernels.write_prefix(block, ops, lo, hi) == (block.size, 1, 3)
+    outside = np.concatenate((block, wire.encode_write([lo - 1], [1])))
+    assert kernels.write_prefix(outside, ops, lo, hi, memory) == (-1, 0, 0) and not memory.any()
+    assert kernels.write_prefix(block[:-1], ops, lo, hi, memory) == (-1, 0, 0) and not memory.any()
+    assert kernels.write_prefix(np.concatenate((block, wire.encode_timer_reset())), ops, lo, hi, memory) == (block.size, 1, 3)
+    np.testing.assert_array_equal(memory[lo : lo + 6], [0, 1, 2, 3, 4, 0])
