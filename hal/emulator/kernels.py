@@ -148,6 +148,9 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             good = True
             while i < n and (words[i] >> np.uint64(56)) == spikes:
                 top = np.int64((words[i] >> np.uint64(48)) & np.uint64(0xFFFF))
+                if top == reference:  # the common case: a full word with the program's delay
+                    i += 1
+                    continue
                 if reference < 0:
                     reference = top | 3
                 used = top & 3

@@ -7,12 +7,14 @@ Usage::
 MAC: a full-chip program (both synrams, signed 128 x 256 tiles, batch 2000, num_sends 1) executed by
 ``Emulator.execute`` (instruction decoding included); emulated multiply-accumulates per second
 (2 x batch x 128 x 256 per wall second) and the ratio to a plain numpy float32 matmul of the same shapes,
-measured in the same run (best of ``--repeat``; the machine may be shared, so compare best-of figures of
-interleaved runs). The BLAS thread setting (``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, "default" when
-unset) is printed with the figures: run once with ``OPENBLAS_NUM_THREADS=1`` and once without.
-``--breakdown`` adds the CPU time per pass of the hagen fast path (:mod:`bss2.hal.emulator.fastpath`).
-Spiking: wall time to emulate 1 ms of chip time for 512 LIF neurons with 256 x 512 active synapses and
-100,000 input events. Prints a table; ``--json`` writes the figures.
+measured in the same run, interleaved (best of ``--repeat`` each; the machine may be shared). The BLAS thread
+setting (``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, "default" when unset) and the fast path's kernels
+(compiled with numba, on a pool of one thread per CPU; ``BSS2_EMULATOR_KERNELS=numpy`` selects the numpy
+passes) are printed with the figures. ``--breakdown`` adds the CPU time per pass of the hagen fast path
+(:mod:`bss2.hal.emulator.fastpath`) in the calling thread (compiled kernels run their other slices on the
+pool, not counted there). Spiking: wall time to emulate 1 ms of chip time for 512 LIF neurons with
+256 x 512 active synapses and 100,000 input events. Batch 1: median wall time of a one-vector program on
+both synrams, as is and with every weight rewritten first. Prints a table; ``--json`` writes the figures.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 import numpy as np
 
 from bss2.hal import hagen, wire
-from bss2.hal.emulator import Emulator, EmulatorConfig, fastpath
+from bss2.hal.emulator import Emulator, EmulatorConfig, fastpath, kernels
 from bss2.hal.regmap import REGISTER_MAP
 
 
@@ -71,18 +73,22 @@ def mac_benchmark(batch: int, repeat: int, config: EmulatorConfig, breakdown: bo
     words = hagen.hagen_input_words(x, end_cookie=1)
     encode_s = time.perf_counter() - start
     emulator.execute(words)  # warm the caches (effective weights, routing tables)
-    execute_s = best_of(repeat, lambda: emulator.execute(words))
+    a = {h: x[h].astype(np.float32) for h in (0, 1)}
+    b = {h: weights[h].astype(np.float32) for h in (0, 1)}
+    execute_times, matmul_times = [], []
+    for _ in range(repeat):  # interleaved, so that both see the same machine load
+        execute_times.append(best_of(1, lambda: emulator.execute(words)))
+        matmul_times.append(best_of(3, lambda: [a[h] @ b[h] for h in (0, 1)]))
+    execute_s, matmul_s = min(execute_times), min(matmul_times)
     responses = emulator.execute(words)
     start = time.perf_counter()
     hagen.decode_hagen_responses(responses, (0, 1), batch)
     decode_s = time.perf_counter() - start
-    a = {h: x[h].astype(np.float32) for h in (0, 1)}
-    b = {h: weights[h].astype(np.float32) for h in (0, 1)}
-    matmul_s = best_of(repeat * 3, lambda: [a[h] @ b[h] for h in (0, 1)])
     macs = 2 * batch * 128 * 256
     passes = pass_breakdown(emulator, words, repeat) if breakdown else {}
     return {
         "blas_threads": blas_threads(),
+        "kernels": f"{kernels.mode()} ({kernels._WORKERS} threads)",
         "passes_s": passes,
         "batch": batch,
         "instruction_words": int(words.size),
@@ -95,6 +101,27 @@ def mac_benchmark(batch: int, repeat: int, config: EmulatorConfig, breakdown: bo
         "ratio_to_matmul": matmul_s / execute_s,
         "hardware_time_s": emulator.hardware_time,
     }
+
+
+def latency_benchmark(repeat: int) -> dict[str, float]:
+    """Median wall time of a batch-1 program on both synrams: as is ("warm"), and after rewriting every
+    weight of both synrams in the same program ("cold", as the executor sends a weight change)."""
+    rng = np.random.default_rng(3)
+    weights = [{h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)} for _ in range(2)]
+    emulator = Emulator(seed=1)
+    emulator.execute(hagen.hagen_config_words(weights[0]))
+    vector = hagen.hagen_input_words({h: rng.integers(0, 32, (1, 128)) for h in (0, 1)}, end_cookie=1)
+    updates = [np.concatenate([hagen.hagen_synapse_words(h, w[h]) for h in (0, 1)] + [vector]) for w in weights]
+    results = {}
+    for name, programs in (("warm", [vector, vector]), ("cold", updates)):
+        times = []
+        for i in range(2 * repeat):
+            start = time.perf_counter()
+            emulator.execute(programs[i % 2])
+            times.append(time.perf_counter() - start)
+        results[f"{name}_us"] = 1e6 * float(np.median(times[2:]))
+    results["update_words"] = int(updates[0].size - vector.size)
+    return results
 
 
 def spiking_program(n_events: int, duration_cycles: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +201,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         "mac_default": mac_benchmark(batch, repeat, EmulatorConfig.default(), args.breakdown),
         "mac_ideal": mac_benchmark(batch, repeat, EmulatorConfig.ideal(), args.breakdown),
         "spiking": spiking_benchmark(events, duration, max(1, repeat // 2)),
+        "latency": latency_benchmark(50 if args.quick else 500),
     }
-    print(f"BLAS threads: {results['mac_ideal']['blas_threads']}")
+    print(f"BLAS threads: {results['mac_ideal']['blas_threads']}; kernels: {results['mac_ideal']['kernels']}")
     print(f"{'benchmark':<14} {'figure':<22} {'value':>14}")
     for name in ("mac_default", "mac_ideal"):
         r = results[name]
@@ -194,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(f"{'':<14} {'input events':<22} {s['input_events']:>14d}")
     print(f"{'':<14} {'wall [s]':<22} {s['wall_s']:>14.3f}")
     print(f"{'':<14} {'output spikes':<22} {s['output_spikes']:>14d}")
+    lat = results["latency"]
+    print(f"{'batch 1':<14} {'warm [us]':<22} {lat['warm_us']:>14.0f}")
+    print(f"{'':<14} {'new weights [us]':<22} {lat['cold_us']:>14.0f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)
