@@ -33,6 +33,7 @@ from bss2.comm import Connection, close_all, connect_many
 from bss2.graph import (
     Addition,
     CADCMembraneReadoutView,
+    ConvertingReLU,
     DataInput,
     DataOutput,
     ExternalSpikeInput,
@@ -41,7 +42,9 @@ from bss2.graph import (
     NeuronView,
     SynapseArrayView,
     Transformation,
+    Unfold,
 )
+from bss2.graph.vertices import converting_relu
 
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
 from .info import ExecutionInfo, InstanceRecord
@@ -224,6 +227,48 @@ class JITExecutor:
         :class:`_Sums`). A level with a single program runs it on this thread (nothing to overlap with).
         """
         sums = _Sums(level.sums) if level.sums else None
+        placed = level.placed is not None
+        programs = level.programs(tiles) if placed else pair_tiles(tiles, self.n_chips)
+        images = plan.images(level, tiles) if placed else None
+        if len(programs) == 1:
+            self._run_single(programs[0], images, values, info, sums)
+        else:
+            self._run_many(programs, images, values, info, sums)
+        if sums is not None:
+            started = time.perf_counter()
+            values.update(sums.results())
+            level_record.stages["postprocess"] = level_record.stages.get("postprocess", 0.0) + time.perf_counter() - started
+
+    def _run_single(self, program_tiles: tuple[int, list[Tile]], images: Mapping[int, Mapping[int, np.ndarray]] | None,
+                    values: dict[int, Any], info: ExecutionInfo, sums: _Sums | None) -> None:
+        """A level of one program: nothing to overlap with, so it is built and run on this thread."""
+        chip, group = program_tiles
+        record = InstanceRecord(instance=group[0].instance, chip=chip)
+        started = time.perf_counter()
+        try:
+            program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF,
+                                    images=images[chip] if images is not None else None)
+        except Exception as error:
+            self._states[chip].invalidate()
+            raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
+        record.stages["build"] = time.perf_counter() - started
+        record.config_words = program.config_words
+        try:
+            outputs = self._execute(chip, program, record)
+        except BaseException:
+            self._states[chip].invalidate()
+            info.add(record)
+            raise
+        values.update(outputs)
+        if sums is not None:
+            started = time.perf_counter()
+            sums.add(outputs)
+            record.stages["postprocess"] = time.perf_counter() - started
+        info.add(record)
+
+    def _run_many(self, programs: list[tuple[int, list[Tile]]], images: Mapping[int, Mapping[int, np.ndarray]] | None,
+                  values: dict[int, Any], info: ExecutionInfo, sums: _Sums | None) -> None:
+        """Several programs: built here, executed on the chips' worker threads (see :meth:`_run_tiles`)."""
         pending: list[deque[tuple[Future[Any], int, InstanceRecord]]] = [deque() for _ in self.connections]
         failure: BaseException | None = None
 
@@ -245,11 +290,7 @@ class JITExecutor:
                     record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
             info.add(record)
 
-        placed = level.placed is not None
-        programs = level.programs(tiles) if placed else pair_tiles(tiles, self.n_chips)
-        images = plan.images(level, tiles) if placed else None
-        # input words per input data (lives as long as this level's tiles); one program has nothing to share
-        cache: dict[Any, np.ndarray] | None = {} if len(programs) > 1 else None
+        cache: dict[Any, np.ndarray] = {}  # input words per input data: lives as long as this level's tiles
         try:
             for chip, group in programs:
                 while len(pending[chip]) >= _IN_FLIGHT:
@@ -266,16 +307,7 @@ class JITExecutor:
                     raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
                 record.stages["build"] = time.perf_counter() - started
                 record.config_words = program.config_words
-                if len(programs) == 1:
-                    # nothing to overlap with: run it here and save the hand-over to the worker thread
-                    future: Future[Any] = Future()
-                    try:
-                        future.set_result(self._execute(chip, program, record))
-                    except BaseException as error:  # noqa: BLE001 - collected like a worker's failure
-                        future.set_exception(error)
-                else:
-                    future = self._workers[chip].submit(self._execute, chip, program, record)
-                pending[chip].append((future, chip, record))
+                pending[chip].append((self._workers[chip].submit(self._execute, chip, program, record), chip, record))
         finally:
             # collect every submitted program even if building a later one failed
             for chip in range(self.n_chips):
@@ -283,10 +315,6 @@ class JITExecutor:
                     collect(chip)
         if failure is not None:
             raise failure
-        if sums is not None:
-            started = time.perf_counter()
-            values.update(sums.results())
-            level_record.stages["postprocess"] = level_record.stages.get("postprocess", 0.0) + time.perf_counter() - started
 
     def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
@@ -320,7 +348,7 @@ class JITExecutor:
             except KeyError as error:
                 raise ExecutionFailed(f"input {error} of v{d} has no value", instance=instance, chip=None, stage="postprocess") from None
             except Exception as error:
-                raise ExecutionFailed(f"{type(vertex).__name__} v{d}: {error}", instance=instance, chip=None, stage="postprocess") from error
+                raise ExecutionFailed(f"{type(vertex.vertex).__name__} v{d}: {error}", instance=instance, chip=None, stage="postprocess") from error
         record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
 
 
@@ -512,8 +540,34 @@ def _host_steps(graph: Graph, instance: Any, produced: set[int]) -> list[tuple[i
         if int(d) in produced or vertex.on_chip or not isinstance(vertex, Transformation):
             continue
         edges = [(int(e.source), e.start is None and e.stop is None, e.start, e.stop) for e in graph.inputs(d)]
-        steps.append((instance.id, int(d), vertex, edges))
+        steps.append((instance.id, int(d), _Evaluator(vertex), edges))
     return steps
+
+
+class _Evaluator:
+    """``vertex.evaluate`` with the static part of common transformations precomputed (same results):
+    an :class:`Unfold` without padding is one gather with a flat index, a :class:`ConvertingReLU` of
+    int8 data one table look-up."""
+
+    def __init__(self, vertex: Transformation) -> None:
+        self.vertex = vertex
+        self.evaluate = vertex.evaluate
+        if type(vertex) is Unfold and bool((vertex.indices >= 0).all()):
+            self._flat = np.ascontiguousarray(vertex.indices.reshape(-1))
+            self._features = int(vertex.indices.shape[1])
+            self.evaluate = self._unfold
+        elif type(vertex) is ConvertingReLU:
+            self._table = converting_relu(np.arange(256, dtype=np.uint8).view(np.int8), vertex.shift)
+            self.evaluate = self._converting_relu
+
+    def _unfold(self, x: Any) -> np.ndarray:
+        return np.asarray(x)[:, self._flat].reshape(-1, self._features)
+
+    def _converting_relu(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            return self.vertex.evaluate(x)
+        return self._table[x.view(np.uint8)]
 
 
 def _downstream_outputs(graph: Graph, view: int) -> tuple[int, ...]:
@@ -605,7 +659,12 @@ class _Sums:
                         np.add(total, y, out=total)
 
     def results(self) -> dict[int, np.ndarray]:
-        return {t: np.clip(s, -128, 127).astype(np.int8) for t, s in self._sums.items()}
+        results = {}
+        for target, total in self._sums.items():
+            np.maximum(total, -128, out=total)
+            np.minimum(total, 127, out=total)
+            results[target] = total.astype(np.int8)
+        return results
 
 
 def _whole(edge: Any, size: int) -> bool:

@@ -187,10 +187,12 @@ def encode_vectors(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait
     labels = (base_flat | flat)[valid].astype(np.uint16, copy=False)  # grouped by vector, send, row, synram
     counts = valid.sum(axis=1)
     n_labels = labels.size
-    ends = np.cumsum(counts)
+    ends = counts.cumsum()
     # packs of up to 3 labels; a pack never holds two labels for the same PADI bus (the bus would lose
     # one of two events that close together), so a label whose bus equals one of the two before it opens
     # a new pack, as does the first label of a vector. Row-major order keeps dense inputs at 3 per pack.
+    # (Method calls rather than numpy functions: this runs for every program, and small batches are
+    # dominated by the per-call overhead.)
     bus = labels >> np.uint16(11)  # hemisphere * 4 + bus (labels have 14 bits)
     first = np.zeros(n_labels + 1, dtype=bool)
     first[ends - counts] = True
@@ -198,17 +200,16 @@ def encode_vectors(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait
     opens[1:] |= bus[1:] == bus[:-1]
     if n_labels > 2:
         opens[2:] |= (bus[2:] == bus[:-2]) > first[1 : n_labels - 1]
-    seg_start = np.flatnonzero(opens)
+    seg_start = opens.nonzero()[0]
     seg_len = np.empty_like(seg_start)
     seg_len[:-1] = seg_start[1:] - seg_start[:-1]
     seg_len[-1:] = n_labels - seg_start[-1:]
     seg_packs = (seg_len + 2) // 3
-    pack_end = np.cumsum(seg_packs)
+    pack_end = seg_packs.cumsum()
     total_packs = int(pack_end[-1]) if pack_end.size else 0
     # the labels of a segment fill its packs in order: slot index = label index + (3 * first pack - first label)
-    index = np.arange(n_labels) + np.repeat(3 * (pack_end - seg_packs) - seg_start, seg_len)
     packed = np.zeros(total_packs * 3, dtype=np.uint16)
-    packed[index] = labels
+    packed[np.arange(n_labels) + (3 * (pack_end - seg_packs) - seg_start).repeat(seg_len)] = labels
     slots = np.empty((total_packs, 4), dtype=np.uint16)  # little-endian 16-bit lanes of the SPIKES words
     slots[:, 2::-1] = packed.reshape(total_packs, 3)  # label 0 in bits 47..32, label 2 in bits 15..0
     count = np.full(total_packs, 3, dtype=np.uint16)
@@ -217,23 +218,29 @@ def encode_vectors(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait
     # packs per vector: the packs of the segments that start before each vector's end
     through = np.zeros(seg_start.size + 1, np.int64)
     through[1:] = pack_end
-    through = through[np.searchsorted(seg_start, ends)]
+    through = through[seg_start.searchsorted(ends)]
     packs = through.copy()
     packs[1:] -= through[:-1]
     # per vector: TIMER_RESET, neuron reset, packs, WAIT_UNTIL, READ_BLOCK per synram; vector v starts at
     # (packs before v) + v * (3 + S), and pack g of vector v lies at g + 2 + v * (3 + S)
     fixed = 3 + n_syn
-    spread = fixed * np.arange(batch)
+    spread = np.arange(0, fixed * batch, fixed)
     offset = (through - packs) + spread
     out = np.empty(total_packs + fixed * batch, dtype=_U64)
     out[offset] = timer_reset
     out[offset + 1] = neuron_reset
-    out[np.arange(total_packs) + np.repeat(spread + 2, packs)] = slots.view("<u8").reshape(-1)
+    out[np.arange(total_packs) + (spread + 2).repeat(packs)] = slots.view("<u8").reshape(-1)
     tail = offset + 2 + packs
     wait = (2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + settle_cycles) + packs * (_ISSUE_CYCLES + wait_between_events)
-    out[tail] = (_U64(Opcode.WAIT_UNTIL) << _U64(56)) | wait.astype(_U64)
-    out[tail[:, None] + np.arange(1, n_syn + 1)] = reads
+    out[tail] = wait.astype(_U64) | _WAIT_UNTIL_HEAD
+    if n_syn == 1:
+        out[tail + 1] = reads[0]
+    else:
+        out[tail[:, None] + np.arange(1, n_syn + 1)] = reads
     return out
+
+
+_WAIT_UNTIL_HEAD = _U64(int(Opcode.WAIT_UNTIL) << 56)
 
 
 @functools.lru_cache(maxsize=4)
