@@ -111,18 +111,43 @@ def performance_page(bench_dir: Path) -> str:
         document = json.loads(path.read_text())
         name = str(document.get("benchmark", path.stem))
         machine = document.get("machine", document.get("meta", {}))
-        out += [name, "-" * len(name), "", f"Machine: ``{machine}``", ""]
-        results = document.get("results", {})
+        out += [name, "-" * len(name), ""]
+        if machine:
+            out += [f"Machine: ``{machine}``", ""]
+        results = document.get("results", document)
         if isinstance(results, list):
             results = {"results": results}
+        scalars: list[list[str]] = []
         for section, rows in results.items():
-            if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
-                continue
-            headers = list(rows[0])
-            out += [f"**{section}**", ""]
-            out.append(_table(headers, [[_cell(row.get(h)) for h in headers] for row in rows]))
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                headers = list(rows[0])
+                out += [f"**{section}**", ""]
+                out.append(_table(headers, [[_cell(row.get(h)) for h in headers] for row in rows]))
+                out.append("")
+            elif isinstance(rows, dict):
+                flat = _flatten(rows)
+                if flat:
+                    out += [f"**{section}**", ""]
+                    out.append(_table(["figure", "value"], [[_escape(k), _cell(v)] for k, v in flat]))
+                    out.append("")
+            elif section not in ("benchmark", "machine", "meta") and not isinstance(rows, list):
+                scalars.append([_escape(section), _cell(rows)])
+        if scalars:
+            out.append(_table(["figure", "value"], scalars))
             out.append("")
     return "\n".join(out) + "\n"
+
+
+def _flatten(values: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, scalar) pairs of a nested dict (lists are left out)."""
+    flat: list[tuple[str, object]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat += _flatten(value, name + ".")
+        elif not isinstance(value, list):
+            flat.append((name, value))
+    return flat
 
 
 def _cell(value: object) -> str:

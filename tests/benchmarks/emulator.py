@@ -20,11 +20,12 @@ both synrams, as is and with every weight rewritten first. Prints a table; ``--j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
+
+from _common import write_json
 
 from bss2.hal import hagen, wire
 from bss2.hal.emulator import Emulator, EmulatorConfig, fastpath, kernels
@@ -225,9 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     lat = results["latency"]
     print(f"{'batch 1':<14} {'warm [us]':<22} {lat['warm_us']:>14.0f}")
     print(f"{'':<14} {'new weights [us]':<22} {lat['cold_us']:>14.0f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, "emulator", results, args.quick)
     return results
 
 
