@@ -480,7 +480,7 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
     """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
-    effective = np.zeros((n_v, _BINS), np.float32)
+    effective = _scratch(core, n_v)  # every row is overwritten by the kernel
     rate = core.parasitic_rate
     chunk_start = shape.vector_start[(np.arange(n_v) // _CHUNK) * _CHUNK]
     leak = None
@@ -494,6 +494,21 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
                                 tables.hagen_bus_bit if check_buses else None, leak, chunk_start, factor, effective)
     _mark("accumulate (compiled)")
     return effective if status == kernels.OK else None
+
+
+_SCRATCH_LIMIT = 1 << 23  # bytes of accumulator kept per emulator between programs
+
+
+def _scratch(core, n_vectors: int) -> np.ndarray:
+    """An uninitialised (n_vectors, 259) float32 accumulator, reused between programs up to a size (fresh
+    pages would cost a page fault each on first touch)."""
+    size = n_vectors * _BINS
+    if size * 4 > _SCRATCH_LIMIT:
+        return np.empty((n_vectors, _BINS), np.float32)
+    buffer = getattr(core, "_hagen_scratch", None)
+    if buffer is None or buffer.size < size:
+        buffer = core._hagen_scratch = np.empty(max(size, 64 * _BINS), np.float32)
+    return buffer[:size].reshape(n_vectors, _BINS)
 
 
 _LEAK_TABLES: dict[float, np.ndarray] = {}

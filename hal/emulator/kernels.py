@@ -207,6 +207,7 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         use_leak = leak.size > 0
         for v in range(v0, v1):
             i0, n, a = first[v], count[v], chunk_start[v]
+            out[v, :] = 0.0
             bad = False
             collision = False
             for j in range(n):
@@ -360,7 +361,7 @@ def recognise(words: np.ndarray, ops: np.ndarray, neuron_reset: int) -> tuple | 
 
 def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, bus_bit: np.ndarray | None,
                leak: np.ndarray | None, chunk_start: np.ndarray, factor: np.ndarray | None, out: np.ndarray) -> int:
-    """Add every used label of the SPIKES words ``first[v] .. first[v] + count[v] - 1`` into ``out[v]``.
+    """Set ``out[v]`` to the sum of every used label of the SPIKES words ``first[v] .. first[v] + count[v] - 1``.
 
     ``table`` maps a label to its accumulator column (:data:`BINS` columns; 257 is idle); a column >= 258
     returns :data:`BAD_DRIVER`, two labels of one word on one PADI bus (``bus_bit``, per column, given)
