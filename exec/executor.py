@@ -248,6 +248,8 @@ class JITExecutor:
         try:
             program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF,
                                     images=images[chip] if images is not None else None)
+        except InputError:
+            raise  # raised before the chip state changed
         except Exception as error:
             self._states[chip].invalidate()
             raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
@@ -302,6 +304,8 @@ class JITExecutor:
                 try:
                     program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache,
                                             images=images[chip] if images is not None else None)
+                except InputError:
+                    raise  # raised before the chip state changed
                 except Exception as error:
                     self._states[chip].invalidate()
                     raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error

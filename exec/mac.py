@@ -23,7 +23,7 @@ from bss2.hal.containers import SynapseMatrix
 from bss2.hal.program import encode_register_writes
 from bss2.hal.regmap import REGISTER_MAP
 
-from .errors import UnsupportedGraphError
+from .errors import InputError, UnsupportedGraphError
 
 #: Register word that resets the whole chip (block ``chip_reset``), written before the first program.
 _CHIP_RESET = wire.encode_write([0x000001], [1])
@@ -227,6 +227,8 @@ def _plane_start(synram: int) -> int:
     return start
 
 
+_END_HEAD = int(wire.Opcode.END) << 56
+
 _PLANE_HEADERS = {h: wire.encode_write_block(_plane_start(h), np.zeros(_PLANE_WORDS, np.uint32))[0] for h in (0, 1)}
 
 #: Events encoded at once by :func:`input_words` (512 vectors on both synrams with one send).
@@ -267,6 +269,10 @@ def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.nd
             target[:, : tile.rows.size] = tile.inputs
         else:
             target[:, tile.rows] = tile.inputs
+    if x.size and int(x.max()) > hagen.MAX_ACTIVATION:  # negative inputs wrapped around to large values
+        bad = next(t for t in tiles if t.inputs.size and (int(t.inputs.min()) < 0 or int(t.inputs.max()) > hagen.MAX_ACTIVATION))
+        raise InputError(f"inputs of the tile of instance {bad.instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
+                         f"got [{int(bad.inputs.min())}, {int(bad.inputs.max())}]")
     # every vector's words are independent of the others: encode in chunks whose temporaries stay in cache
     vectors = n_phases * batch
     chunk = max(1, _ENCODE_CHUNK_EVENTS // (hagen.ROWS * len(synrams) * num_sends))
@@ -304,7 +310,7 @@ def build_program(
         raise UnsupportedGraphError(f"tiles sharing a synram need its packed weight image, got synrams {sorted(t.synram for t in tiles)}")
     if images is not None and any(h not in images for h in synrams):
         raise UnsupportedGraphError(f"no weight image for synrams {[h for h in synrams if h not in images]}")
-    keys = {t.key() for t in tiles}
+    keys = {(int(t.inputs.shape[0]), t.num_sends, t.wait_between_events) for t in tiles}
     if len(keys) != 1:
         raise UnsupportedGraphError(f"tiles of one program must share batch, num_sends and wait, got {keys}")
     batch, num_sends, wait = keys.pop()
@@ -312,6 +318,9 @@ def build_program(
         raise UnsupportedGraphError(
             f"wait_between_events = {wait} cycles is not supported by the hagen program (range [0, {wire.MAX_SPIKE_DELAY}])"
         )
+    if not 0 <= cookie <= 0xFFFF_FFFF:
+        raise UnsupportedGraphError(f"cookie = {cookie} is out of range [0, {0xFFFF_FFFF}]")
+    vectors = input_words(tiles, cache)  # first: bad inputs raise before the state changes
     parts: list[np.ndarray] = []
     fresh = state._config is None
     if fresh or not state._hagen:
@@ -347,8 +356,8 @@ def build_program(
     if capmem_changed:
         parts.append(wire.encode_timer_reset())
         parts.append(wire.encode_wait_until([hagen.CAPMEM_SETTLE_CYCLES]))
-    parts.append(input_words(tiles, cache))
-    parts.append(wire.encode_end(cookie))
+    parts.append(vectors)
+    parts.append(np.array([_END_HEAD | cookie], np.uint64))
     return BuiltProgram(
         words=np.concatenate(parts) if len(parts) > 1 else parts[0],
         tiles=list(tiles),

@@ -237,3 +237,25 @@ def test_zeromock_fast_answers_equal_the_general_answers(words, seed):
     rng.shuffle(parts)
     stream = np.concatenate(parts)
     assert np.array_equal(zero_responses(stream), _zero_responses_general(stream))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 4), st.integers(0, 2**32 - 1), st.booleans())
+def test_zeromock_walks_leading_write_blocks(n_blocks, seed, truncated):
+    """Leading WRITE_BLOCKs (a weight update) are skipped header by header; data words that look like
+    reads or END markers never answer, and what follows answers as in the general decoder."""
+    from bss2.comm.connection import _zero_responses_general, zero_responses
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(n_blocks):
+        data = rng.integers(0, 2**32, int(rng.integers(1, 40)), dtype=np.uint64)
+        data[::3] = (int(rng.choice([wire.Opcode.READ, wire.Opcode.READ_BLOCK, wire.Opcode.END])) << 24) | 5  # looks like an instruction
+        parts.append(wire.encode_write_block(int(rng.integers(0, 1 << 20)), data))
+    parts.append(wire.encode_read_block(int(rng.integers(0, 1 << 20)), int(rng.integers(1, 9))))
+    parts.append(wire.encode_read(rng.integers(0, 1 << 24, 2)))
+    parts.append(wire.encode_end(int(rng.integers(0, 2**32))))
+    stream = np.concatenate(parts)
+    if truncated and n_blocks:
+        stream = parts[0][: max(1, parts[0].size - 2)]  # a block whose data runs past the end
+    assert np.array_equal(zero_responses(stream), _zero_responses_general(stream))

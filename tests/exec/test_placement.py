@@ -139,3 +139,46 @@ def test_packed_tiles_on_the_default_emulator_stay_close():
     with JITExecutor(EmulatorConnection(seed=3)) as executor:
         out, _ = executor.run(graph, {x_in: x})
     assert np.abs(out[y_out] - exact_matmul(x, w)).mean() < 6
+
+
+def test_precomputed_host_steps_equal_the_vertices():
+    from bss2.exec.executor import _Evaluator
+    from bss2.graph import ConvertingReLU, Unfold
+
+    rng = np.random.default_rng(15)
+    indices = ops.unfold_indices_1d(3, 20, 4, stride=2)
+    padded = indices.copy()
+    padded[0, :2] = -1
+    for vertex in (Unfold(ConnectionType.DataUInt5, 60, indices), Unfold(ConnectionType.DataUInt5, 60, padded)):
+        x = rng.integers(0, 32, (5, 60)).astype(np.uint8)
+        expected, got = vertex.evaluate(x), _Evaluator(vertex).evaluate(x)
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    for shift in (0, 1, 3, 7):
+        vertex = ConvertingReLU(256, shift)
+        for x in (np.arange(-128, 128, dtype=np.int8).reshape(1, 256), rng.integers(-128, 128, (4, 256)).astype(np.int64)):
+            expected, got = vertex.evaluate(x), _Evaluator(vertex).evaluate(x)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_out_of_range_tile_inputs_raise_and_change_no_state(monkeypatch):
+    from bss2.exec import InputError
+    from bss2.exec.executor import _Evaluator
+
+    rng = np.random.default_rng(16)
+    graph, x_in, y_out, reference = _har_like(rng)
+    connection = Recording(config=EmulatorConfig.ideal())
+    executor = JITExecutor(connection)
+    x = rng.integers(0, 32, (2, 288))
+    executor.run(graph, {x_in: x})
+    programs = len(connection.programs)
+    with monkeypatch.context() as patch:
+        # a broken transformation between layers hands the next tiles activations outside 0..31
+        patch.setattr(_Evaluator, "_converting_relu", lambda self, x: np.full(np.shape(x), 40, np.uint8))
+        executor._plans.clear()  # plans bind their host steps when made
+        with pytest.raises(InputError, match=r"\[0, 31\]"):
+            executor.run(graph, {x_in: x})
+    executor._plans.clear()
+    assert len(connection.programs) == programs + 1  # the first layer ran, the second was refused
+    out, info = executor.run(graph, {x_in: x})
+    assert np.array_equal(out[y_out], reference(x)) and info.config_words == 0  # the cache is still valid
+    executor.close()
