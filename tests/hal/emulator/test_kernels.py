@@ -188,3 +188,30 @@ def test_write_prefix_rejects_what_it_cannot_store_and_changes_nothing():
     assert kernels.write_prefix(block[:-1], ops, lo, hi, memory) == (-1, 0, 0) and not memory.any()
     assert kernels.write_prefix(np.concatenate((block, wire.encode_timer_reset())), ops, lo, hi, memory) == (block.size, 1, 3)
     np.testing.assert_array_equal(memory[lo : lo + 6], [0, 1, 2, 3, 4, 0])
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_mutated_programs_run_the_same_with_kernels_and_numpy(data):
+    """Differential fuzz: canonical programs with flipped bits, cut or extended, behind a weight update."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+    x = {h: rng.integers(0, 32, (4, 128)) * (rng.random((4, 128)) < 0.5) for h in (0, 1)}
+    words = hagen.hagen_input_words(x, num_sends=data.draw(st.integers(1, 3)), end_cookie=7)
+    if data.draw(st.booleans()):
+        words = np.concatenate((hagen.hagen_synapse_words(1, weights[1])[:40], words))
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, words.size - 1))
+        words[i] ^= np.uint64(1) << np.uint64(data.draw(st.integers(0, 63)))
+    words = words[: data.draw(st.integers(1, words.size))]
+    results = []
+    for which in ("numba", "numpy"):
+        with kernels.use(which):
+            emulator = Emulator(seed=2)
+            emulator.execute(hagen.hagen_config_words(weights))
+            results.append((emulator.execute(words), emulator))
+    (a, ea), (b, eb) = results
+    np.testing.assert_array_equal(a, b)
+    assert ea.time == eb.time
+    np.testing.assert_array_equal(ea.memory, eb.memory)
