@@ -1,14 +1,19 @@
 """The just-in-time executor: graphs -> programs -> connections -> results.
 
-:class:`JITExecutor` runs a :class:`~bss2.graph.Graph` on one or several chips. Execution instances are
-processed level by level of their dependency DAG. On-chip hagen instances (matrix-multiply tiles) of a
-level are placed round-robin over all synapse arrays of all connections, paired two per program (one per
-synram), built on the calling thread and executed on one worker thread per chip, so that building the next
-program overlaps with executing the current one and chips run concurrently (at most two programs per chip
-are queued). Within a level, the input words of a row block are encoded once for all its column tiles,
-only changed weight planes are written, and the row-block sums of a partitioned matmul are accumulated
-while later tiles execute. Host instances (transformations) run between levels. Spiking instances (from :func:`bss2.graph.network_to_graph`) are
-built and run by :mod:`bss2.exec.spiking`.
+:class:`JITExecutor` runs a :class:`~bss2.graph.Graph` on one or several chips. Everything about a graph
+that does not depend on the input data (levels of its execution-instance DAG, tile specs, placement, weight
+images, host steps, row-block sums) is computed once and kept for the last few graphs. Execution instances
+are processed level by level. When all matrix-multiply tiles of the graph fit side by side onto the synrams
+of the chips (:mod:`bss2.exec.placement`: column packing), they keep their place for every run and a
+repeated run sends no weight words; tiles of a level sharing a synram run in successive phases of one
+program. Otherwise the tiles of a level are placed round-robin over all synapse arrays of all connections,
+paired two per program (one per synram). A level of one program builds and runs it on the calling thread;
+several programs are built on the calling thread and executed on one worker thread per chip, so that
+building the next program overlaps with executing the current one and chips run concurrently (at most two
+programs per chip are queued). Within a level, the input words of a row block are encoded once for all its
+column tiles, only changed weight planes are written, and the row-block sums of a partitioned matmul are
+accumulated while later tiles execute. Host transformations run between levels. Spiking instances (from
+:func:`bss2.graph.network_to_graph`) are built and run by :mod:`bss2.exec.spiking`.
 
 Inputs and outputs are keyed by vertex descriptor and batch-major: an ``ExternalInput`` of size N takes a
 ``(batch, N)`` integer array, and every vertex producing host memory (``DataOutput``, transformations)

@@ -1,8 +1,10 @@
 """Hagen-mode programs: matrix-multiply tiles -> instruction words -> results.
 
-A :class:`Tile` is one :class:`~bss2.graph.MACSynapseArrayView` chain of a graph with its input data. Up
-to two tiles (one per synram) that share batch size, ``num_sends`` and ``wait_between_events`` run in one
-program on one chip: their events share SPIKES words, and both CADC rows are read per vector.
+A :class:`Tile` is one :class:`~bss2.graph.MACSynapseArrayView` chain of a graph with its input data.
+Tiles that share batch size, ``num_sends`` and ``wait_between_events`` run in one program on one chip: up
+to two per phase (one per synram), whose events share SPIKES words; every vector reads the CADC rows of all
+synrams of the program. Column-packed tiles that share a synram (:mod:`bss2.exec.placement`) run in
+successive phases, and the synram holds the :func:`synram_image` of all its tiles.
 
 The static configuration is computed as a :class:`~bss2.hal.ChipConfig` and written differentially
 against what the chip already holds (:class:`ChipState`), so a repeated run with the same weights sends no
