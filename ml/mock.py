@@ -93,11 +93,13 @@ def measure_mock_parameter(repetitions: int = 20,
 # window at a random offset into a pool of pre-drawn samples, and every call redraws a random stretch of the pool. The
 # marginal distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
 _BLOCK_BYTES = 2 << 20  # small calls: tile results per batch block, cached through noise, floor, clamp, sum
-_TILE_BLOCK_BYTES = 1 << 20  # one tile's results per batch block and torch thread on the large CPU path
+_TILE_BLOCK_BYTES = 1 << 20  # one tile's results per batch block and torch thread on the large CPU path (float GEMM)
+_INT_TILE_BLOCK_BYTES = 1 << 19  # the same for the int8 GEMM, whose int32 products share the results' memory
 _FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
 _POOL_SIZE = 1 << 22
 _POOL_REFRESH = 1 << 18
 _noise_pools: dict[tuple[torch.device, torch.dtype, float], torch.Tensor] = {}
+_vnni: bool | None = None  # whether the CPU has AVX512-VNNI (looked up once)
 
 
 def _noise_pool(device: torch.device, dtype: torch.dtype, std: float) -> torch.Tensor:
@@ -129,8 +131,97 @@ def _pool_offsets(pool: torch.Tensor, count: int, windows: int) -> list[int]:
             return offsets
 
 
+def _tile_bounds(rows: int) -> list[tuple[int, int]]:
+    """(first, last) input rows of each hardware tile; the last tile may be shorter (its zero padding adds nothing),
+    and an empty input still has one (empty) tile."""
+    tile = _hardware.ARRAY_ROWS
+    return [(start, min(rows, start + tile)) for start in range(0, max(rows, 1), tile)]
+
+
+def _int8_gemm_is_fast() -> bool:
+    """Whether :func:`torch._int_mm` runs on oneDNN's int8 kernels here.
+
+    torch takes that route only with oneDNN enabled on a CPU with AVX512-VNNI (AMX, where present, makes it several
+    times faster than a float32 GEMM); anywhere else it falls back to a naive triple loop, so the float GEMM is used.
+    """
+    global _vnni
+    if _vnni is None:
+        probe = getattr(torch.cpu, "_is_vnni_supported", None)
+        _vnni = bool(probe()) if probe is not None else False
+    return _vnni and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
+
+
+def _cpu_block_rows(batch: int, columns: int, bytes_per_thread: int, element_size: int) -> int:
+    """Rows of one batch block: each torch thread works on its share of a block's rows, so the block grows with the
+    threads the process uses (up to 4: the pool windows stay small), which also keeps the number of ops down."""
+    block_bytes = bytes_per_thread * min(max(1, torch.get_num_threads()), 4)
+    return max(1, min(batch, block_bytes // (element_size * columns)))
+
+
 def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
-    """The mock forward for large CPU calls: batch blocks outer, tiles inner, one 2-D GEMM per (block, tile).
+    """The mock forward for large CPU calls: the int8 GEMM where it is fast and exact, else the float GEMM."""
+    if x.dtype in (torch.float32, torch.float64) and _int8_gemm_is_fast():
+        return _mock_matmul_cpu_int8(x, weight, scale, noise_std)
+    return _mock_matmul_cpu_float(x, weight, scale, noise_std)
+
+
+def _mock_matmul_cpu_int8(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
+    """The mock forward for large CPU calls on int8 GEMMs: batch blocks outer, tiles inner.
+
+    Exactness: the operands hold integers (inputs 0..31, weights -63..63: rounded and range-checked by the
+    callers), so they are exact in int8, and :func:`torch._int_mm` sums a tile's at most 128 products exactly in int32
+    (``|x_tile @ w_tile| <= 128 * 31 * 63 < 2**24``). Converting that sum to float is exact as well, so the tile
+    product equals the float GEMM's bit for bit (whose partial sums are integers below ``2**24``, hence exact too).
+    From there the steps are the model's: without noise ``product * scale`` is computed exactly as on the other paths
+    (identical results); with noise ``N(0, noise_std**2) + scale * product`` is a single rounding (the float path
+    folds the scale into the weights, which rounds each product). Then floor, clamp per tile, sum, clamp.
+
+    Per (block, tile): one int8 GEMM of a (block, <= 128) slice of the inputs with the tile's weights into an int32
+    buffer; converting it to float in place (float32: the same memory, element by element; the first tile converts
+    straight into the block of the output); adding ``scale`` times it to the pool window of noise; floor and clamp in
+    place; adding it to the block of the output. Everything but the pool window stays in the cache.
+    """
+    batch, columns = x.shape[0], weight.shape[1]
+    bounds = _tile_bounds(x.shape[1])
+    inputs, weights = x.to(torch.int8), weight.to(torch.int8)
+    block = _cpu_block_rows(batch, columns, _INT_TILE_BLOCK_BYTES, 4)
+    noisy = noise_std > 0
+    pool = _noise_pool(x.device, x.dtype, noise_std) if noisy and block * columns <= _POOL_SIZE // 4 else None
+    out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
+    products = torch.empty((block, columns), dtype=torch.int32, device=x.device)
+    if x.dtype == torch.float32:  # the tile results overwrite their own products
+        results = products.view(torch.float32)
+    else:
+        results = torch.empty((block, columns), dtype=x.dtype, device=x.device)
+    low, high = _hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX
+    for start in range(0, batch, block):
+        stop = min(batch, start + block)
+        accumulator = out[start:stop]
+        count = accumulator.numel()
+        offsets = _pool_offsets(pool, count, len(bounds)) if pool is not None else None
+        product = products[:stop - start]
+        for index, (first, last) in enumerate(bounds):
+            torch._int_mm(inputs[start:stop, first:last], weights[first:last], out=product)
+            part = accumulator if index == 0 else results[:stop - start]
+            part.copy_(product)
+            if offsets is not None:
+                offset = offsets[index]
+                torch.add(pool[offset:offset + count].view(part.shape), part, alpha=scale, out=part)
+            elif noisy:
+                torch.add(torch.empty_like(part).normal_(0.0, noise_std), part, alpha=scale, out=part)
+            else:
+                part.mul_(scale)
+            part.floor_().clamp_(low, high)
+            if index:
+                accumulator.add_(part)
+        if len(bounds) > 1:
+            accumulator.clamp_(low, high)  # while the block is in the cache
+    return out
+
+
+def _mock_matmul_cpu_float(x: torch.Tensor, weight: torch.Tensor, scale: float, noise_std: float) -> torch.Tensor:
+    """The mock forward for large CPU calls on float GEMMs: batch blocks outer, tiles inner, one 2-D GEMM per (block,
+    tile).
 
     Each GEMM multiplies a (block, <= 128) slice of ``x`` with one 128-row weight tile and writes a cache-sized
     (block, M) result; floor and clamp run in place on it and it is added to the block's accumulator, which is the
@@ -138,17 +229,12 @@ def _mock_matmul_cpu_large(x: torch.Tensor, weight: torch.Tensor, scale: float, 
     products to the noise window (C = A @ B + C), so the noise costs no separate pass. The last tile may be shorter
     than 128 rows: the zero padding of the model contributes nothing, so it is left out.
     """
-    batch, rows = x.shape
-    columns = weight.shape[1]
-    tile = _hardware.ARRAY_ROWS
-    bounds = [(start, min(rows, start + tile)) for start in range(0, max(rows, 1), tile)]
+    batch, columns = x.shape[0], weight.shape[1]
+    bounds = _tile_bounds(x.shape[1])
     noisy = noise_std > 0
     if noisy:
         weight = weight * scale  # see mock_matmul
-    # Each thread works on its share of a block's rows: scale the block with the threads the process uses, which also
-    # keeps the number of parallel regions (one per op) down.
-    block_bytes = _TILE_BLOCK_BYTES * min(max(1, torch.get_num_threads()), 4)  # windows stay small in the pool
-    block = max(1, min(batch, block_bytes // (x.element_size() * columns)))
+    block = _cpu_block_rows(batch, columns, _TILE_BLOCK_BYTES, x.element_size())
     pooled = noisy and block * columns <= _POOL_SIZE // 4
     pool = _noise_pool(x.device, x.dtype, noise_std) if pooled else None
     out = torch.empty((batch, columns), dtype=x.dtype, device=x.device)
@@ -182,11 +268,12 @@ def mock_matmul(x: torch.Tensor, weight: torch.Tensor, num_sends: int, parameter
     """The mock forward of a 2-D matmul (no gradient tracking).
 
     Per 128-row tile: ``clamp(floor(x @ W * num_sends * gain + N(0, noise_std**2)), -128, 127)``; the tiles'
-    results are summed and clamped again. Large CPU calls go through :func:`_mock_matmul_cpu_large`; otherwise all
-    tiles go through one batched GEMM, on a CPU in batch blocks so the element-wise steps run in place on
-    cache-sized data.
+    results are summed and clamped again. Large CPU calls go through :func:`_mock_matmul_cpu_large` (int8 GEMMs where
+    the CPU runs them fast, float GEMMs elsewhere); otherwise all tiles go through one batched GEMM, on a CPU in batch
+    blocks so the element-wise steps run in place on cache-sized data.
 
-    :param x: (batch, N) floating tensor, already rounded and range-checked.
+    :param x: (batch, N) floating tensor, already rounded and range-checked (integers 0..31: the int8 path relies on
+        it, as it does on the weights' -63..63).
     :param weight: (N, M) floating tensor, same dtype and device as ``x``.
     :returns: (batch, M) tensor of integer values in -128..127, dtype and device of ``x``.
     """

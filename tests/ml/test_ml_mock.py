@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -103,8 +105,15 @@ def _reference_mock(x: torch.Tensor, w: torch.Tensor, num_sends: int, gain: floa
     return total.clamp(-128, 127)
 
 
+@pytest.fixture(params=["int8", "float"])
+def large_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on each GEMM of the large CPU path (the int8 one also where torch runs it as a plain loop)."""
+    monkeypatch.setattr(mock_module, "_int8_gemm_is_fast", lambda: request.param == "int8")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(("batch", "rows", "columns"), [(1200, 1024, 512), (700, 300, 1100), (3000, 100, 600)])
-def test_large_cpu_path_is_exact_without_noise(batch: int, rows: int, columns: int) -> None:
+def test_large_cpu_path_is_exact_without_noise(large_path: str, batch: int, rows: int, columns: int) -> None:
     assert -(-rows // 128) * batch * columns > mock_module._FRESH_NOISE_LIMIT  # the large-call path
     gain, num_sends = 0.003, 2
     ml.set_mock_parameter(ml.MockParameter(noise_std=0.0, gain=gain))
@@ -116,7 +125,15 @@ def test_large_cpu_path_is_exact_without_noise(batch: int, rows: int, columns: i
     assert float(reference.abs().max()) >= 127  # saturation is exercised
 
 
-def test_large_and_small_paths_agree_without_noise() -> None:
+def test_large_cpu_path_is_exact_without_noise_in_float64(large_path: str) -> None:
+    ml.set_mock_parameter(ml.MockParameter(noise_std=0.0, gain=0.003))
+    x, w = random_inputs(900, 400).double(), random_weights(400, 700).double()
+    out = ml.matmul(x, w, num_sends=2, mock=True)
+    assert out.dtype == torch.float64
+    assert torch.equal(out, _reference_mock(x, w, 2, 0.003))
+
+
+def test_large_and_small_paths_agree_without_noise(large_path: str) -> None:
     ml.set_mock_parameter(ml.MockParameter(noise_std=0.0, gain=0.002))
     x, w = random_inputs(1500, 600), random_weights(600, 384)
     large = mock_module.mock_matmul(x, w, 1, ml.get_mock_parameter())
@@ -124,6 +141,90 @@ def test_large_and_small_paths_agree_without_noise() -> None:
                        for i in range(0, 1500, 100)])
     assert torch.equal(large, small)
 
+
+def test_int8_gemm_follows_the_onednn_switch() -> None:
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        assert not mock_module._int8_gemm_is_fast()  # torch's int8 fallback would be a plain loop
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
+@pytest.mark.skipif(not mock_module._int8_gemm_is_fast(), reason="torch runs int8 GEMMs as a plain loop here")
+def test_int8_gemms_take_onednn_for_odd_shapes() -> None:
+    # A failing oneDNN call makes torch warn and fall back to its plain loop (right, but slow).
+    x, w = random_inputs(1100, 300), random_weights(300, 1000)  # strided input slices, a 44-row last tile
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mock_module._mock_matmul_cpu_int8(x, w, 0.002, 2.0)
+
+
+def _column(total: int) -> torch.Tensor:
+    """A 128-row weight column (entries in -63..63) summing to ``total``."""
+    column = torch.zeros(128)
+    count, rest = divmod(abs(total), 63)
+    column[:count] = 63.0
+    column[count] = rest
+    return column * (1 if total >= 0 else -1)
+
+
+def _model_pmf(tile_values: list[float], noise_std: float, clamp_tiles: bool = True,
+               rounding: str = "floor") -> torch.Tensor:
+    """P(output = k) for k = -128..127 of the mock model, computed exactly from the normal CDF: per tile
+    ``clamp(floor(v + N(0, noise_std**2)))``, the tiles' distributions convolved, the sum clamped.
+    ``clamp_tiles=False`` and ``rounding="round"`` give wrong models, to show what the test can tell apart."""
+    values = torch.arange(-300, 301, dtype=torch.float64)
+    shift = 0.0 if rounding == "floor" else 0.5  # round(v + n) = k for v + n in [k - 0.5, k + 0.5)
+    total = torch.ones(1, dtype=torch.float64)
+    for value in tile_values:
+        cdf = torch.special.ndtr((values + 1.0 - shift - value) / noise_std)
+        pmf = cdf - torch.special.ndtr((values - shift - value) / noise_std)
+        if clamp_tiles:
+            pmf = torch.zeros_like(pmf).index_add_(0, (values.clamp(-128, 127) + 300).long(), pmf)
+        total = torch.nn.functional.conv1d(total.view(1, 1, -1), pmf.flip(0).view(1, 1, -1),
+                                           padding=pmf.numel() - 1).view(-1)
+    support = torch.arange(total.numel(), dtype=torch.float64) - 300 * len(tile_values)
+    return torch.zeros(256, dtype=torch.float64).index_add_(0, (support.clamp(-128, 127) + 128).long(), total)
+
+
+@pytest.mark.parametrize("path", ["int8", "float", "small"])
+def test_mock_outputs_have_the_models_distribution(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The histogram of many outputs with known tile values matches the model's exact distribution.
+
+    Two column groups, eight tiles each: tiles alternating near +126 and -126.5, where the noise often pushes a
+    tile past the 8-bit range (the per-tile clamp matters), and tiles near 16 whose sum often exceeds 127 (the final
+    clamp matters). Total variation distance to the model: ~0.003 from sampling; a model without the per-tile clamp
+    is 0.12 away, rounding instead of floor 0.26, a noise 10 % too large 0.035, correlated tile noise further still.
+    """
+    monkeypatch.setattr(mock_module, "_int8_gemm_is_fast", lambda: path == "int8")
+    gain, noise_std = 0.002, 2.0
+    ml.set_mock_parameter(ml.MockParameter(noise_std=noise_std, gain=gain))
+    groups = [[2032, -2040] * 4, [258] * 8]  # weight sums per tile; the inputs are all 31
+    w = torch.cat([torch.cat([_column(total) for total in totals]).unsqueeze(1).expand(1024, 256)
+                   for totals in groups], dim=1)
+    x = torch.full((1200, 1024), 31.0)
+    if path == "small":
+        assert 8 * 100 * 512 <= mock_module._FRESH_NOISE_LIMIT
+        out = torch.cat([ml.matmul(x[i:i + 100], w, mock=True) for i in range(0, 1200, 100)])
+    else:
+        assert 8 * 1200 * 512 > mock_module._FRESH_NOISE_LIMIT
+        out = ml.matmul(x, w, mock=True)
+    assert float(out.min()) >= -128 and float(out.max()) <= 127
+    assert torch.equal(out, out.floor())
+    for group, totals in enumerate(groups):
+        tile_values = [gain * 31 * total for total in totals]
+        model = _model_pmf(tile_values, noise_std)
+        counts = torch.bincount(out[:, 256 * group:256 * (group + 1)].reshape(-1).long() + 128, minlength=256)
+        distance = 0.5 * float((counts.double() / counts.sum() - model).abs().sum())
+        assert distance < 0.012
+    # the test tells the wrong models apart
+    tile_values = [gain * 31 * total for total in groups[0]]
+    model = _model_pmf(tile_values, noise_std)
+    for wrong in (_model_pmf(tile_values, noise_std, clamp_tiles=False),
+                  _model_pmf(tile_values, noise_std, rounding="round"),
+                  _model_pmf(tile_values, 1.1 * noise_std)):
+        assert 0.5 * float((wrong - model).abs().sum()) > 0.03
 
 
 def test_pool_windows_of_one_block_are_distinct() -> None:
