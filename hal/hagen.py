@@ -15,7 +15,9 @@ accepts it and drives row ``2i`` excitatory (weight ``max(W, 0)``) and row ``2i 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import logging
+import os
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import numpy as np
@@ -38,6 +40,7 @@ _NEURON_RESET_CYCLES = 16
 
 _U64 = np.uint64
 _B = REGISTER_MAP
+_log = logging.getLogger("bss2.hal")
 NEURON_CONFIG_INTEGRATOR: Final = 0b11 | (63 << 8)  # both synaptic inputs, no leak/threshold/fire, full capacitance
 DRIVER_CONFIG_HAGEN: Final = 1 | (1 << 1) | (2 << 3) | (31 << 5) | (1 << 10) | (1 << 11) | (8 << 12)
 
@@ -168,14 +171,149 @@ def hagen_input_words(
     return out
 
 
-def encode_vectors(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait_between_events: int, settle_cycles: int) -> np.ndarray:
+def encode_vectors(
+    x: np.ndarray,
+    synrams: tuple[int, ...],
+    num_sends: int,
+    wait_between_events: int,
+    settle_cycles: int,
+    *,
+    check: bool = False,
+) -> np.ndarray:
     """The words of :func:`hagen_input_words` for already validated inputs.
 
     ``x``: (batch, 128, S) unsigned integers in [0, 31], the inputs of the ascending ``synrams`` side by
     side; ``num_sends`` 1..65536, ``wait_between_events`` 0..63 and ``settle_cycles`` 0..2**20 are not
-    checked again (callers such as the executor validate once). The same words as
-    :func:`hagen_input_words`, with few whole-array operations so that small batches stay cheap.
+    checked again (callers such as the executor validate once). With ``check``, an entry outside [0, 31]
+    raises :class:`~bss2.hal.HalValueError` (found in the same pass). The same words as :func:`hagen_input_words`,
+    from a compiled single pass over ``x`` (see :func:`encoder_mode`), or else from a few whole-array
+    operations.
     """
+    kernel = _compiled_encoder()
+    if kernel is None:
+        if check and x.size and (int(x.min()) < 0 or int(x.max()) > MAX_ACTIVATION):
+            raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (range {int(x.min())}..{int(x.max())})")
+        return _encode_vectors_numpy(x, synrams, num_sends, wait_between_events, settle_cycles)
+    return _encode_vectors_compiled(kernel, x, synrams, num_sends, wait_between_events, settle_cycles, check)
+
+
+def encoder_mode() -> str:
+    """``"numba"`` when :func:`encode_vectors` runs its compiled pass, else ``"numpy"``.
+
+    The compiled pass (numba) is used where numba imports, unless ``BSS2_HAGEN_ENCODER=numpy`` is set
+    (read once per process); both give the same words.
+    """
+    return "numpy" if _compiled_encoder() is None else "numba"
+
+
+def _encode_vectors_compiled(
+    kernel: Callable[..., tuple[np.ndarray, int]],
+    x: np.ndarray,
+    synrams: tuple[int, ...],
+    num_sends: int,
+    wait_between_events: int,
+    settle_cycles: int,
+    check: bool = False,
+) -> np.ndarray:
+    """:func:`encode_vectors` by the compiled kernel (``kernel`` from :func:`_compiled_encoder`)."""
+    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
+    if x.dtype != np.uint16 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.uint16)
+    x = x.reshape(x.shape[0], ROWS, len(synrams))
+    spikes_head = (int(Opcode.SPIKES) << 56) | (int(wait_between_events) << 50)
+    fixed_wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + int(settle_cycles)
+    words, largest = kernel(x, base, int(num_sends), spikes_head, fixed_wait, _ISSUE_CYCLES + int(wait_between_events),
+                            _as_signed(timer_reset), _as_signed(neuron_reset), reads.view(np.int64),
+                            _as_signed(_WAIT_UNTIL_HEAD))
+    if check and largest > MAX_ACTIVATION:  # negative entries wrapped around to large ones
+        raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (largest as uint16 {largest})")
+    return words.view(_U64)
+
+
+def _as_signed(word: object) -> int:
+    """A 64-bit word as the int64 of the same bits (the kernel works on int64)."""
+    value = int(word)  # type: ignore[call-overload]
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int]] | None:
+    """The compiled encoding pass, or None (numba missing, or ``BSS2_HAGEN_ENCODER=numpy``)."""
+    wanted = os.environ.get("BSS2_HAGEN_ENCODER", "numba").strip().lower()
+    if wanted not in ("numba", "numpy"):
+        raise HalValueError(f"BSS2_HAGEN_ENCODER = {wanted!r}: expected 'numba' or 'numpy'")
+    if wanted == "numpy":
+        return None
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; this is the degraded fallback
+        _log.warning("numba is not importable: hagen input words are encoded by the (slower) numpy passes")
+        return None
+    return _build_encoder(numba)
+
+
+def _build_encoder(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernel
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def encode_kernel(x, base, num_sends, spikes_head, fixed_wait, pack_wait, timer_reset, neuron_reset, reads, wait_head):
+        # the packing of _encode_vectors_numpy, label by label: per vector the labels of every send, row and
+        # synram in that order; a label opens a new SPIKES word (pack) when it is the vector's first, when the
+        # open pack is full, or when its PADI bus equals the bus of one of the vector's two labels before it.
+        # Words are built as int64 (the same bits as the uint64 words); the largest activation is returned too.
+        n_vectors, n_rows, n_syn = x.shape
+        entries = n_rows * n_syn
+        flat = x.reshape(n_vectors, entries)
+        labels = base.reshape(entries)
+        nonzero = 0
+        largest = 0
+        for v in range(n_vectors):
+            for j in range(entries):
+                a = np.int64(flat[v, j])
+                nonzero += a != 0
+                largest = max(largest, a)
+        out = np.empty(n_vectors * (3 + n_syn) + nonzero * num_sends, np.int64)
+        n = 0
+        for v in range(n_vectors):
+            out[n] = timer_reset
+            out[n + 1] = neuron_reset
+            n += 2
+            packs = 0
+            count = 3  # labels in the open pack (3: none open)
+            word = np.int64(0)
+            previous = -1  # buses of the vector's last two labels
+            before = -1
+            for _ in range(num_sends):
+                for j in range(entries):
+                    a = np.int64(flat[v, j])
+                    if a == 0:
+                        continue
+                    label = np.int64(labels[j]) | a
+                    bus = label >> 11
+                    if count == 3 or bus == previous or bus == before:
+                        if packs:
+                            out[n] = word | (np.int64(count) << 48)
+                            n += 1
+                        packs += 1
+                        word = spikes_head
+                        count = 0
+                    word |= label << (32 - 16 * count)
+                    count += 1
+                    before = previous
+                    previous = bus
+            if packs:
+                out[n] = word | (np.int64(count) << 48)
+                n += 1
+            out[n] = wait_head | (fixed_wait + packs * pack_wait)
+            n += 1
+            for k in range(n_syn):
+                out[n] = reads[k]
+                n += 1
+        return out[:n], largest
+
+    return encode_kernel
+
+
+def _encode_vectors_numpy(x: np.ndarray, synrams: tuple[int, ...], num_sends: int, wait_between_events: int, settle_cycles: int) -> np.ndarray:
+    """:func:`encode_vectors` by whole-array operations (the fallback and the reference of the kernel)."""
     batch, n_syn = x.shape[0], len(synrams)
     base, timer_reset, neuron_reset, reads = _input_constants(synrams)
     flat = x.reshape(batch, ROWS * n_syn)
