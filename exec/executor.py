@@ -50,10 +50,22 @@ from bss2.graph import (
     Unfold,
 )
 from bss2.graph.vertices import converting_relu
+from bss2.hal import HalValueError, hagen
 
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
 from .info import ExecutionInfo, InstanceRecord
-from .mac import BuiltProgram, ChipState, Tile, build_program, decode_program, pair_tiles, synram_image
+from .mac import (
+    _END_HEAD,
+    BuiltProgram,
+    ChipState,
+    Tile,
+    build_program,
+    configuration_words,
+    decode_program,
+    pair_tiles,
+    response_samples,
+    synram_image,
+)
 from .placement import Slot, place
 
 _log = logging.getLogger("bss2.exec")
@@ -92,6 +104,9 @@ class JITExecutor:
         self._runtime: int | None = None
         #: the :class:`ExecutionInfo` of the latest completed :meth:`run` (for callers that do not see it)
         self.last_info: ExecutionInfo | None = None
+        #: whether placed graphs run their small levels on the lean path (the same programs and results as
+        #: the level-by-level path, with less host work per program; see :meth:`run`)
+        self.lean = True
         self._closed = False
 
     @property
@@ -145,8 +160,12 @@ class JITExecutor:
             info = ExecutionInfo()
             plan = self._plan(graph)
             values = self._external_inputs(plan, inputs, info)
-            for level in plan.levels:
-                self._run_level(plan, level, values, info)
+            lean = plan.lean() if self.lean else None
+            if lean is not None and values[plan.inputs[0][0]].shape[0]:
+                self._run_lean(plan, lean, values, info)
+            else:
+                for level in plan.levels:
+                    self._run_level(plan, level, values, info)
             info.wall_time = time.perf_counter() - start
             self.last_info = info
             return values, info
@@ -199,6 +218,165 @@ class JITExecutor:
             self._plans.pop(next(iter(self._plans)))
         self._plans[id(graph)] = plan
         return plan
+
+    # ------------------------------------------------------------------------------------------ lean path
+    def _run_lean(self, plan: _Plan, lean: list[list[_LeanProgram]], values: dict[int, Any], info: ExecutionInfo) -> None:
+        """Run a placed graph whose levels' programs were prepared once (:meth:`_Plan.lean`).
+
+        A level of matrix-multiply tiles gathers each program's inputs straight into the encoder's layout
+        (no :class:`Tile` objects), encodes them in one pass, adds the configuration words the chip state
+        asks for (:func:`~bss2.exec.mac.configuration_words`, so the cache stays exact), runs the program
+        on its chip and cuts the tiles' outputs from the CADC samples. The programs are word for word those
+        of the level-by-level path; a level whose tiles do not fit the prepared programs (unequal batches,
+        more than ``_LEAN_VECTORS`` vectors per program) runs level by level instead. The host-side work of
+        all levels goes into one record.
+        """
+        host = InstanceRecord(instance=-1, chip=None)
+        for level, programs in zip(plan.levels, lean):
+            if level.specs and not self._run_lean_level(level, programs, values, info, host):
+                self._run_level(plan, level, values, info)
+                continue
+            if level.host_steps:
+                self._run_host(level, values, host)
+        info.add(host)
+
+    def _run_lean_level(self, level: _Level, programs: list[_LeanProgram], values: dict[int, Any], info: ExecutionInfo,
+                        host: InstanceRecord) -> bool:
+        """The programs of one level on the lean path; False (nothing done) where it does not apply."""
+        started = time.perf_counter()
+        gathered = []
+        for program in programs:
+            try:
+                data = [entry.data(values) for entry in program.entries]
+            except Exception as error:
+                raise ExecutionFailed(str(error), instance=program.instance, chip=None, stage="preprocess") from error
+            vectors = data[0].shape[0] if data[0].ndim == 2 else -1
+            if vectors < 1 or vectors * program.n_phases > _LEAN_VECTORS or any(d.ndim != 2 or d.shape[0] != vectors for d in data):
+                return False
+            gathered.append((program, data, vectors))
+        # every program's inputs are encoded (and checked) before any program changes a chip's state
+        encoded = []
+        for program, data, vectors in gathered:
+            x = np.zeros((program.n_phases * vectors, hagen.ROWS, len(program.synrams)), np.uint16)
+            try:
+                for entry, d in zip(program.entries, data):
+                    x[entry.phase * vectors : (entry.phase + 1) * vectors, entry.rows, entry.k] = d
+                words = hagen.encode_vectors(x, program.synrams, program.num_sends, program.wait,
+                                             hagen.DEFAULT_SETTLE_CYCLES, check=True)
+            except HalValueError:
+                entry, d = next(((e, d) for e, d in zip(program.entries, data)
+                                 if d.size and (int(d.min()) < 0 or int(d.max()) > hagen.MAX_ACTIVATION)),
+                                (program.entries[0], data[0]))
+                raise InputError(f"inputs of the tile of instance {entry.instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
+                                 f"got [{int(d.min())}, {int(d.max())}]") from None
+            except Exception as error:
+                raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="build") from error
+            encoded.append((program, words, vectors))
+        host.stages["preprocess"] = host.stages.get("preprocess", 0.0) + time.perf_counter() - started
+        sums = _Sums(level.sums) if level.sums else None
+        if len(encoded) == 1:
+            program, words, vectors = encoded[0]
+            record = InstanceRecord(instance=program.instance, chip=program.chip)
+            try:
+                outputs = self._lean_execute(program, self._lean_words(program, words, record), vectors, record)
+            except BaseException:
+                self._states[program.chip].invalidate()
+                info.add(record)
+                raise
+            values.update(outputs)
+            if sums is not None:
+                started = time.perf_counter()
+                sums.add(outputs)
+                record.stages["postprocess"] = time.perf_counter() - started
+            info.add(record)
+        else:
+            self._run_lean_many(encoded, values, info, sums)
+        if sums is not None:
+            started = time.perf_counter()
+            values.update(sums.results())
+            host.stages["postprocess"] = host.stages.get("postprocess", 0.0) + time.perf_counter() - started
+        return True
+
+    def _run_lean_many(self, encoded: list[tuple[_LeanProgram, np.ndarray, int]], values: dict[int, Any], info: ExecutionInfo,
+                       sums: _Sums | None) -> None:
+        """Several lean programs of a level: each runs on its chip's worker thread, so chips run concurrently."""
+        pending: deque[tuple[Future[Any], _LeanProgram, InstanceRecord]] = deque()
+        failure: BaseException | None = None
+        try:
+            for program, words, vectors in encoded:
+                record = InstanceRecord(instance=program.instance, chip=program.chip)
+                try:
+                    program_words = self._lean_words(program, words, record)
+                except BaseException as error:
+                    self._states[program.chip].invalidate()
+                    info.add(record)
+                    failure = error
+                    break
+                pending.append((self._workers[program.chip].submit(self._lean_execute, program, program_words, vectors, record),
+                                program, record))
+        finally:
+            while pending:  # every submitted program is collected, even after a failure
+                future, program, record = pending.popleft()
+                try:
+                    outputs = future.result()
+                except BaseException as error:  # noqa: BLE001 - re-raised below
+                    self._states[program.chip].invalidate()
+                    if failure is None:
+                        failure = error
+                else:
+                    values.update(outputs)
+                    if sums is not None and failure is None:
+                        started = time.perf_counter()
+                        sums.add(outputs)
+                        record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
+                info.add(record)
+        if failure is not None:
+            raise failure
+
+    def _lean_words(self, program: _LeanProgram, vectors: np.ndarray, record: InstanceRecord) -> tuple[np.ndarray, int]:
+        """The program's words (configuration the chip state asks for, ``vectors``, END) and its cookie."""
+        started = time.perf_counter()
+        cookie = next(_cookies) & 0xFFFF_FFFF
+        try:
+            parts, _, config_words = configuration_words(self._states[program.chip], program.synrams, program.images)
+        except Exception as error:
+            raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="build") from error
+        end = np.array([_END_HEAD | cookie], np.uint64)
+        words = np.concatenate((*parts, vectors, end)) if parts else np.concatenate((vectors, end))
+        record.config_words = config_words
+        record.stages["build"] = time.perf_counter() - started
+        return words, cookie
+
+    def _lean_execute(self, program: _LeanProgram, built: tuple[np.ndarray, int], vectors: int,
+                      record: InstanceRecord) -> dict[int, np.ndarray]:
+        """Run one lean program on its chip and cut its tiles' outputs (int8) from the CADC samples."""
+        words, cookie = built
+        try:
+            result = self.connections[program.chip].execute(words)
+        except Exception as error:
+            raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=program.instance, chip=program.chip,
+                                  stage="execute") from error
+        timing = result.timing
+        stages = record.stages
+        stages["transfer"] = timing.transfer + timing.encode
+        stages["execute"] = timing.execute
+        record.hardware_time = timing.hardware_time
+        record.words_sent = int(words.size)
+        record.words_received = int(result.responses.size)
+        started = time.perf_counter()
+        try:
+            samples = response_samples(result.responses, cookie, program.synrams, vectors * program.n_phases)
+            outputs: dict[int, np.ndarray] = {}
+            for entry in program.entries:
+                rows = samples[entry.phase * vectors : (entry.phase + 1) * vectors] if program.n_phases > 1 else samples
+                y = np.bitwise_xor(rows[:, entry.k, entry.columns], np.uint8(0x80)).view(np.int8)
+                for descriptor in entry.outputs:
+                    outputs[descriptor] = y
+            return outputs
+        except Exception as error:
+            raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="decode") from error
+        finally:
+            stages["decode"] = time.perf_counter() - started
 
     def _run_level(self, plan: _Plan, level: _Level, values: dict[int, Any], info: ExecutionInfo) -> None:
         # one record for the level's host-side work (tile inputs, row-block sums, transformations)
@@ -376,6 +554,7 @@ class _Plan:
         self.input_set = {d for d, *_ in inputs}
         self.levels = levels
         self._images: dict[int, dict[int, np.ndarray]] | None = None
+        self._lean: list[list[_LeanProgram]] | None | bool = None
 
     @classmethod
     def of(cls, graph: Graph, n_chips: int) -> _Plan:
@@ -397,7 +576,17 @@ class _Plan:
                 level.place(level_slots)
         return cls(graph, inputs, levels)
 
-    def images(self, level: _Level, tiles: Sequence[Tile]) -> dict[int, dict[int, np.ndarray]]:
+    def lean(self) -> list[list[_LeanProgram]] | None:
+        """Per level, its programs prepared for the lean path (:meth:`JITExecutor._run_lean`), or None for a
+        graph that is not placed, has spiking instances or inputs other than data (prepared on first use)."""
+        if self._lean is None:
+            eligible = (bool(self.inputs) and all(kind == "data" for _, kind, *_ in self.inputs)
+                        and not any(level.spiking for level in self.levels)
+                        and all(level.placed is not None for level in self.levels if level.specs))
+            self._lean = [_lean_programs(level, self.images()) for level in self.levels] if eligible else False
+        return self._lean if self._lean is not False else None  # type: ignore[return-value]
+
+    def images(self, level: _Level | None = None, tiles: Sequence[Tile] = ()) -> dict[int, dict[int, np.ndarray]]:
         """chip -> synram -> physical weights of every placed tile of the graph (built on first use)."""
         if self._images is None:
             per_slot: dict[tuple[int, int], list[Tile]] = {}
@@ -482,6 +671,80 @@ class _Level:
 
 #: Vectors of a multi-phase program above which its phases become separate programs.
 _PHASE_SPLIT_VECTORS = 512
+
+
+#: Vectors of a program up to which a level of a placed graph runs on the lean path (larger batches
+#: gain nothing from it and keep the level-by-level path's chunked encoding and overlap).
+_LEAN_VECTORS = _PHASE_SPLIT_VECTORS
+
+
+@attrs.define(eq=False)
+class _LeanEntry:
+    """A tile of a lean program: where its inputs come from and go (driver rows of synram index ``k`` in
+    vector window ``phase``) and where its outputs are among the 256 CADC columns."""
+
+    instance: int
+    source: int
+    slices: tuple[slice, ...]  # applied in order to the source's value
+    k: int
+    phase: int
+    rows: slice | np.ndarray
+    columns: slice | np.ndarray
+    outputs: tuple[int, ...]
+
+    def data(self, values: Mapping[int, Any]) -> np.ndarray:
+        data = values[self.source]
+        for part in self.slices:
+            data = data[..., part]
+        return np.asarray(data)
+
+
+@attrs.define(eq=False)
+class _LeanProgram:
+    """The static part of one program of a placed level: its chip, synrams, vector windows, event
+    parameters, tiles and the weight images of its synrams."""
+
+    chip: int
+    synrams: tuple[int, ...]
+    n_phases: int
+    num_sends: int
+    wait: int
+    entries: list[_LeanEntry]
+    images: Mapping[int, np.ndarray]
+
+    @property
+    def instance(self) -> int:
+        return self.entries[0].instance
+
+
+def _lean_programs(level: _Level, images: Mapping[int, Mapping[int, np.ndarray]]) -> list[_LeanProgram]:
+    """The programs :meth:`_Level.programs` makes of a placed level's tiles when they share their batch:
+    per chip and event parameters one program, tiles sharing a synram in successive phases."""
+    groups: dict[tuple[int, int, int], list[_TileSpec]] = {}
+    for spec in level.specs:
+        groups.setdefault((spec.chip, int(spec.view.num_sends), int(spec.view.wait_between_events)), []).append(spec)
+    programs = []
+    for (chip, num_sends, wait), group in groups.items():
+        synrams = tuple(sorted({spec.synram for spec in group}))
+        seen: dict[int, int] = {}
+        entries = []
+        for spec in group:
+            phase = seen.get(spec.synram, 0)
+            seen[spec.synram] = phase + 1
+            rows, columns = np.asarray(spec.view.rows), np.asarray(spec.columns)
+            slices = tuple(slice(lo, hi) for lo, hi in ((spec.source_start, spec.source_stop), (spec.start, spec.stop))
+                           if lo is not None or hi is not None)
+            entries.append(_LeanEntry(spec.instance, spec.source, slices, synrams.index(spec.synram), phase,
+                                      _as_slice(rows), _as_slice(columns), spec.outputs))
+        programs.append(_LeanProgram(chip, synrams, max(seen.values()), num_sends, wait, entries, images[chip]))
+    return programs
+
+
+def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
+    """``slice(start, stop)`` if ``indices`` is ``arange(start, stop)``, else the indices."""
+    if indices.ndim == 1 and indices.size and bool((np.diff(indices) == 1).all()):
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
 
 
 @attrs.define(eq=False)

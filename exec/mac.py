@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import numpy as np
 
-from bss2.hal import ChipConfig, SynramOnDLS, hagen, wire
+from bss2.hal import ChipConfig, HalValueError, SynramOnDLS, hagen, wire
 from bss2.hal.containers import SynapseMatrix
 from bss2.hal.program import encode_register_writes
 from bss2.hal.regmap import REGISTER_MAP
@@ -271,22 +271,30 @@ def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.nd
             target[:, : tile.rows.size] = tile.inputs
         else:
             target[:, tile.rows] = tile.inputs
-    if x.size and int(x.max()) > hagen.MAX_ACTIVATION:  # negative inputs wrapped around to large values
-        bad = next(t for t in tiles if t.inputs.size and (int(t.inputs.min()) < 0 or int(t.inputs.max()) > hagen.MAX_ACTIVATION))
-        raise InputError(f"inputs of the tile of instance {bad.instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
-                         f"got [{int(bad.inputs.min())}, {int(bad.inputs.max())}]")
-    # every vector's words are independent of the others: encode in chunks whose temporaries stay in cache
+    # every vector's words are independent of the others: the numpy passes encode in chunks whose
+    # temporaries stay in cache (the compiled pass needs none); entries above 31 (negative inputs wrapped
+    # around to large values) raise before anything is sent
     vectors = n_phases * batch
     chunk = max(1, _ENCODE_CHUNK_EVENTS // (hagen.ROWS * len(synrams) * num_sends))
     settle = hagen.DEFAULT_SETTLE_CYCLES
-    if vectors <= chunk + chunk // 2:
-        words = hagen.encode_vectors(x, synrams, num_sends, wait, settle)
-    else:
-        words = np.concatenate([hagen.encode_vectors(x[start : start + chunk], synrams, num_sends, wait, settle)
-                                for start in range(0, vectors, chunk)])
+    try:
+        if vectors <= chunk + chunk // 2 or hagen.encoder_mode() == "numba":
+            words = hagen.encode_vectors(x, synrams, num_sends, wait, settle, check=True)
+        else:
+            words = np.concatenate([hagen.encode_vectors(x[start : start + chunk], synrams, num_sends, wait, settle, check=True)
+                                    for start in range(0, vectors, chunk)])
+    except HalValueError:
+        raise _range_error(tiles) from None
     if cache is not None:
         cache[key] = words
     return words
+
+
+def _range_error(tiles: Sequence[Tile]) -> InputError:
+    """The error for tiles of which one holds inputs outside 0..31."""
+    bad = next(t for t in tiles if t.inputs.size and (int(t.inputs.min()) < 0 or int(t.inputs.max()) > hagen.MAX_ACTIVATION))
+    return InputError(f"inputs of the tile of instance {bad.instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
+                      f"got [{int(bad.inputs.min())}, {int(bad.inputs.max())}]")
 
 
 def build_program(
@@ -323,6 +331,36 @@ def build_program(
     if not 0 <= cookie <= 0xFFFF_FFFF:
         raise UnsupportedGraphError(f"cookie = {cookie} is out of range [0, {0xFFFF_FFFF}]")
     vectors = input_words(tiles, cache)  # first: bad inputs raise before the state changes
+    parts, capmem_changed, config_words = configuration_words(state, synrams, images, tiles, base)
+    parts.append(vectors)
+    parts.append(np.array([_END_HEAD | cookie], np.uint64))
+    return BuiltProgram(
+        words=np.concatenate(parts) if len(parts) > 1 else parts[0],
+        tiles=list(tiles),
+        synrams=synrams,
+        batch=batch,
+        cookie=cookie,
+        config_words=config_words,
+        capmem_changed=capmem_changed,
+        phases=1 + max(t.phase for t in tiles),
+    )
+
+
+def configuration_words(
+    state: ChipState,
+    synrams: tuple[int, ...],
+    images: Mapping[int, np.ndarray] | None = None,
+    tiles: Sequence[Tile] = (),
+    base: ChipConfig | None = None,
+) -> tuple[list[np.ndarray], bool, int]:
+    """The configuration part of a hagen program on ``synrams``, recorded in ``state`` as sent.
+
+    The synrams hold ``images[h]`` (:func:`synram_image`) or, without ``images``, the
+    :func:`physical_weights` of ``tiles``. Returns the word arrays (a chip reset when the state is
+    unknown, the register writes that differ from what the chip holds, and the CapMem settling wait when
+    CapMem changed), whether CapMem changed, and the number of configuration words. Call it only once the
+    program's inputs are known to be valid: it changes ``state``.
+    """
     parts: list[np.ndarray] = []
     fresh = state._config is None
     if fresh or not state._hagen:
@@ -350,26 +388,19 @@ def build_program(
         capmem_changed = False
         if images is not None:
             for h in synrams:
-                parts.append(_plane_update(state, h, images[h]))
+                words = _plane_update(state, h, images[h])
+                if words.size:
+                    parts.append(words)
         else:
             for tile in tiles:
-                parts.append(_weight_plane_words(state, tile))
+                words = _weight_plane_words(state, tile)
+                if words.size:
+                    parts.append(words)
     config_words = int(sum(p.size for p in parts)) - (1 if fresh else 0)
     if capmem_changed:
         parts.append(wire.encode_timer_reset())
         parts.append(wire.encode_wait_until([hagen.CAPMEM_SETTLE_CYCLES]))
-    parts.append(vectors)
-    parts.append(np.array([_END_HEAD | cookie], np.uint64))
-    return BuiltProgram(
-        words=np.concatenate(parts) if len(parts) > 1 else parts[0],
-        tiles=list(tiles),
-        synrams=synrams,
-        batch=batch,
-        cookie=cookie,
-        config_words=config_words,
-        capmem_changed=capmem_changed,
-        phases=1 + max(t.phase for t in tiles),
-    )
+    return parts, capmem_changed, config_words
 
 
 def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
@@ -466,15 +497,7 @@ def decode_program(program: BuiltProgram, responses: np.ndarray) -> dict[int, np
     results = _decode_fast(program, responses)
     if results is not None:
         return results
-    ends = responses[-1:] if responses.size else responses
-    if ends.size == 0 or int(ends[0]) != int(wire.encode_end_response(program.cookie)[0]):
-        decoded = wire.decode_responses(responses)
-        if decoded.error_codes.size:
-            codes = sorted({wire.ErrorCode(int(c)).name for c in decoded.error_codes if int(c) in wire.ErrorCode._value2member_map_})
-            raise UnsupportedGraphError(f"the chip answered {decoded.error_codes.size} error(s): {codes}")
-        raise UnsupportedGraphError(
-            f"end-of-program marker {program.cookie} missing (got {decoded.end_cookies.tolist()}); responses incomplete"
-        )
+    _check_end(responses, program.cookie)
     per_synram = hagen.decode_hagen_responses(responses, program.synrams, program.batch * program.phases)
     results = {}
     for tile in program.tiles:
@@ -483,6 +506,41 @@ def decode_program(program: BuiltProgram, responses: np.ndarray) -> dict[int, np
         for descriptor in tile.output_descriptors:
             results[descriptor] = y
     return results
+
+
+def response_samples(responses: np.ndarray, cookie: int, synrams: tuple[int, ...], vectors: int) -> np.ndarray:
+    """The (vectors, len(synrams), 256) uint8 CADC samples in the responses of a hagen program of
+    ``vectors`` vectors on ``synrams`` ending with END ``cookie`` (``y = sample - 128``).
+
+    The common case (exactly one BLOCK_DATA answer of 64 words per vector and synram, then the END echo)
+    is a view of ``responses``; otherwise the responses are decoded in full, raising
+    :class:`UnsupportedGraphError` as :func:`decode_program` does when they hold errors or are incomplete.
+    """
+    n_syn = len(synrams)
+    if (responses.ndim == 1 and responses.dtype == np.uint64 and responses.size == vectors * 33 * n_syn + 1 and vectors
+            and np.little_endian and int(responses[-1]) == _end_response(cookie)):
+        body = responses[:-1].reshape(vectors, n_syn, 33)
+        if bool((body.view(np.uint8)[:, :, 7] == _BLOCK_DATA).all()):
+            return body[:, :, 1:].view(np.uint8).reshape(vectors, n_syn, 256)
+    _check_end(responses, cookie)
+    per_synram = hagen.decode_hagen_responses(responses, synrams, vectors)
+    samples = np.empty((vectors, n_syn, 256), np.uint8)
+    for k, h in enumerate(synrams):
+        samples[:, k] = (per_synram[h] + 128).astype(np.uint8)
+    return samples
+
+
+def _check_end(responses: np.ndarray, cookie: int) -> None:
+    """Raise :class:`UnsupportedGraphError` unless the responses end with the END echo of ``cookie``."""
+    ends = responses[-1:] if responses.size else responses
+    if ends.size == 0 or int(ends[0]) != int(wire.encode_end_response(cookie)[0]):
+        decoded = wire.decode_responses(responses)
+        if decoded.error_codes.size:
+            codes = sorted({wire.ErrorCode(int(c)).name for c in decoded.error_codes if int(c) in wire.ErrorCode._value2member_map_})
+            raise UnsupportedGraphError(f"the chip answered {decoded.error_codes.size} error(s): {codes}")
+        raise UnsupportedGraphError(
+            f"end-of-program marker {cookie} missing (got {decoded.end_cookies.tolist()}); responses incomplete"
+        )
 
 
 def _decode_fast(program: BuiltProgram, responses: np.ndarray) -> dict[int, np.ndarray] | None:
