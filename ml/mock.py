@@ -194,19 +194,19 @@ def _mock_matmul_cpu_int8(x: torch.Tensor, weight: torch.Tensor, scale: float, n
     else:
         results = torch.empty((block, columns), dtype=x.dtype, device=x.device)
     low, high = _hardware.OUTPUT_MIN, _hardware.OUTPUT_MAX
+    input_tiles = [inputs[:, first:last] for first, last in bounds]
+    weight_tiles = [weights[first:last] for first, last in bounds]
     for start in range(0, batch, block):
         stop = min(batch, start + block)
-        accumulator = out[start:stop]
-        count = accumulator.numel()
-        offsets = _pool_offsets(pool, count, len(bounds)) if pool is not None else None
-        product = products[:stop - start]
-        for index, (first, last) in enumerate(bounds):
-            torch._int_mm(inputs[start:stop, first:last], weights[first:last], out=product)
-            part = accumulator if index == 0 else results[:stop - start]
+        accumulator, product, result = out[start:stop], products[:stop - start], results[:stop - start]
+        shape = accumulator.shape
+        offsets = _pool_offsets(pool, accumulator.numel(), len(bounds)) if pool is not None else None
+        for index, (input_tile, weight_tile) in enumerate(zip(input_tiles, weight_tiles)):
+            torch._int_mm(input_tile[start:stop], weight_tile, out=product)
+            part = accumulator if index == 0 else result
             part.copy_(product)
             if offsets is not None:
-                offset = offsets[index]
-                torch.add(pool[offset:offset + count].view(part.shape), part, alpha=scale, out=part)
+                torch.add(pool.as_strided(shape, (columns, 1), offsets[index]), part, alpha=scale, out=part)
             elif noisy:
                 torch.add(torch.empty_like(part).normal_(0.0, noise_std), part, alpha=scale, out=part)
             else:
