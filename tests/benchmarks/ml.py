@@ -3,6 +3,7 @@
     python tests/benchmarks/ml.py                 # full sizes
     python tests/benchmarks/ml.py --quick         # CI: smaller batch, fewer repeats
     python tests/benchmarks/ml.py --json out.json
+    python tests/benchmarks/ml.py --only mock     # one part: mock, hardware or traced
 
 1. mock ``matmul`` (1024 x 1024 weights, batch 2000, default noise) time over ``torch.matmul`` of the same operands in
    the same run (target <= 1.5), best of interleaved repeats; the figure depends on the torch threads (``--threads``,
@@ -123,35 +124,51 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's choice); 1 is robust on a loaded machine")
+    parser.add_argument("--only", choices=["mock", "hardware", "traced"], default=None,
+                        help="run one part of the benchmark (numbered 1, 2, 3 above)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     batch = 500 if args.quick else 2000
     repeats = 3 if args.quick else 10
     results: dict[str, float] = {}
-    # the mock figure is cheap: more interleaved repeats make its best-of robust on a loaded machine
-    results.update(bench_mock_matmul(batch, 1024, 4 * repeats))
-    results.update(bench_hardware_linear(batch, 1024, max(2, repeats // 3)))
-    results.update(bench_traced_latency(50 if args.quick else 500))
-    ml.release_hardware()
+    rows: list[tuple[str, str, str]] = []
+    if args.only in (None, "mock"):
+        # the mock figure is cheap: more interleaved repeats make its best-of robust on a loaded machine
+        results.update(bench_mock_matmul(batch, 1024, 4 * repeats))
+        rows += [
+            (f"mock matmul 1024x1024, batch {batch}", f"{results['mock_matmul_ms']:.1f} ms", ""),
+            (f"torch.matmul 1024x1024, batch {batch}", f"{results['torch_matmul_ms']:.1f} ms", ""),
+            ("mock / torch (best; median)",
+             f"{results['mock_over_torch']:.2f}; {results['mock_over_torch_median']:.2f}", "<= 1.5"),
+        ]
+    if args.only in (None, "hardware"):
+        results.update(bench_hardware_linear(batch, 1024, max(2, repeats // 3)))
+    if args.only in (None, "traced"):
+        results.update(bench_traced_latency(50 if args.quick else 500))
+    if args.only != "mock":
+        ml.release_hardware()
 
-    rows = [
-        (f"mock matmul 1024x1024, batch {batch}", f"{results['mock_matmul_ms']:.1f} ms", ""),
-        (f"torch.matmul 1024x1024, batch {batch}", f"{results['torch_matmul_ms']:.1f} ms", ""),
-        ("mock / torch (best; median)", f"{results['mock_over_torch']:.2f}; {results['mock_over_torch_median']:.2f}",
-         "<= 1.5"),
-        (f"hardware-path nn.Linear(1024, 1024), batch {batch}",
-         f"{results['linear_mac_per_s'] / 1e9:.2f} GMAC/s", ""),
-        ("traced HAR model, batch 1, replay host time (median)", f"{results['replay_host_us_median']:.0f} us", "<= 276 us"),
-        ("traced HAR model, batch 1, emulated chip time (median)", f"{results['replay_chip_us_median']:.0f} us", ""),
-        ("traced HAR model, batch 1, replay wall time (median)", f"{results['replay_us_median']:.0f} us", ""),
-        ("traced HAR model, batch 1, replay (p90)", f"{results['replay_us_p90']:.0f} us", ""),
-        ("traced HAR model, batch 1, inference_trace", f"{results['inference_trace_us_median']:.0f} us", ""),
-        ("HAR Python model, batch 1 (for comparison)", f"{results['python_model_us_median']:.0f} us", ""),
-    ]
+    if args.only in (None, "hardware"):
+        rows += [
+            (f"hardware-path nn.Linear(1024, 1024), batch {batch}",
+             f"{results['linear_mac_per_s'] / 1e9:.2f} GMAC/s", ""),
+        ]
+    if args.only in (None, "traced"):
+        rows += [
+            ("traced HAR model, batch 1, replay host time (median)", f"{results['replay_host_us_median']:.0f} us",
+             "<= 276 us"),
+            ("traced HAR model, batch 1, emulated chip time (median)",
+             f"{results['replay_chip_us_median']:.0f} us", ""),
+            ("traced HAR model, batch 1, replay wall time (median)", f"{results['replay_us_median']:.0f} us", ""),
+            ("traced HAR model, batch 1, replay (p90)", f"{results['replay_us_p90']:.0f} us", ""),
+            ("traced HAR model, batch 1, inference_trace", f"{results['inference_trace_us_median']:.0f} us", ""),
+            ("HAR Python model, batch 1 (for comparison)", f"{results['python_model_us_median']:.0f} us", ""),
+        ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"bss2.ml benchmarks ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads{', quick' if args.quick else ''})")
+          f"{torch.get_num_threads()} threads{', quick' if args.quick else ''}"
+          f"{f', only {args.only}' if args.only else ''})")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
     if args.json is not None:
