@@ -199,7 +199,8 @@ class JITExecutor:
                 raise InputError(f"all inputs need the same batch size, got {batch} and {data.shape[0]} (v{d})")
             batch = data.shape[0]
             if data.size:
-                lowest, highest = int(data.min()), int(data.max())
+                highest = int(data.max())
+                lowest = int(data.min()) if data.dtype.kind == "i" or low > 0 else 0  # unsigned data: never below 0
                 if lowest < low or highest > high:
                     raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{lowest}, {highest}]")
             values[d] = data
@@ -220,96 +221,92 @@ class JITExecutor:
         return plan
 
     # ------------------------------------------------------------------------------------------ lean path
-    def _run_lean(self, plan: _Plan, lean: list[list[_LeanProgram]], values: dict[int, Any], info: ExecutionInfo) -> None:
-        """Run a placed graph whose levels' programs were prepared once (:meth:`_Plan.lean`).
+    def _run_lean(self, plan: _Plan, levels: list[_LeanLevel], values: dict[int, Any], info: ExecutionInfo) -> None:
+        """Run a placed graph whose levels were prepared once for small batches (:meth:`_Plan.lean`).
 
         A level of matrix-multiply tiles gathers each program's inputs straight into the encoder's layout
-        (no :class:`Tile` objects), encodes them in one pass, adds the configuration words the chip state
-        asks for (:func:`~bss2.exec.mac.configuration_words`, so the cache stays exact), runs the program
-        on its chip and cuts the tiles' outputs from the CADC samples. The programs are word for word those
-        of the level-by-level path; a level whose tiles do not fit the prepared programs (unequal batches,
-        more than ``_LEAN_VECTORS`` vectors per program) runs level by level instead. The host-side work of
-        all levels goes into one record.
+        (no :class:`Tile` objects), encodes and checks them in one pass, adds the configuration words the
+        chip state asks for (:func:`~bss2.exec.mac.configuration_words`, so the cache stays exact), runs
+        the program on its chip and cuts the tiles' outputs from the CADC samples. The programs are word
+        for word those of the level-by-level path; a level whose tiles do not fit the prepared programs
+        (unequal batches, more than ``_LEAN_VECTORS`` vectors per program) runs level by level instead.
+        The host-side work of all levels goes into one record.
         """
         host = InstanceRecord(instance=-1, chip=None)
-        for level, programs in zip(plan.levels, lean):
-            if level.specs and not self._run_lean_level(level, programs, values, info, host):
-                self._run_level(plan, level, values, info)
-                continue
-            if level.host_steps:
-                self._run_host(level, values, host)
-        info.add(host)
+        records: list[InstanceRecord] = []
+        try:
+            for lean in levels:
+                if lean.programs and not self._run_lean_level(lean, values, records, host):
+                    self._run_level(plan, lean.level, values, info)
+                    continue
+                if lean.host:
+                    started = time.perf_counter()
+                    for instance, d, step, edges in lean.host:
+                        if d in values:  # computed already (a row-block sum)
+                            continue
+                        try:
+                            values[d] = step.evaluate(*[values[source] if part is None else values[source][..., part]
+                                                        for source, part in edges])
+                        except KeyError as error:
+                            raise ExecutionFailed(f"input {error} of v{d} has no value", instance=instance, chip=None,
+                                                  stage="postprocess") from None
+                        except Exception as error:
+                            raise ExecutionFailed(f"{type(step.vertex).__name__} v{d}: {error}", instance=instance, chip=None,
+                                                  stage="postprocess") from error
+                    host.stages["postprocess"] = host.stages.get("postprocess", 0.0) + time.perf_counter() - started
+        finally:
+            records.append(host)
+            info.add_all(records)
 
-    def _run_lean_level(self, level: _Level, programs: list[_LeanProgram], values: dict[int, Any], info: ExecutionInfo,
+    def _run_lean_level(self, lean: _LeanLevel, values: dict[int, Any], records: list[InstanceRecord],
                         host: InstanceRecord) -> bool:
         """The programs of one level on the lean path; False (nothing done) where it does not apply."""
         started = time.perf_counter()
-        gathered = []
-        for program in programs:
-            try:
-                data = [entry.data(values) for entry in program.entries]
-            except Exception as error:
-                raise ExecutionFailed(str(error), instance=program.instance, chip=None, stage="preprocess") from error
-            vectors = data[0].shape[0] if data[0].ndim == 2 else -1
-            if vectors < 1 or vectors * program.n_phases > _LEAN_VECTORS or any(d.ndim != 2 or d.shape[0] != vectors for d in data):
-                return False
-            gathered.append((program, data, vectors))
-        # every program's inputs are encoded (and checked) before any program changes a chip's state
+        # every program's inputs are gathered, encoded and checked before any program changes a chip's state
         encoded = []
-        for program, data, vectors in gathered:
-            x = np.zeros((program.n_phases * vectors, hagen.ROWS, len(program.synrams)), np.uint16)
-            try:
-                for entry, d in zip(program.entries, data):
-                    x[entry.phase * vectors : (entry.phase + 1) * vectors, entry.rows, entry.k] = d
-                words = hagen.encode_vectors(x, program.synrams, program.num_sends, program.wait,
-                                             hagen.DEFAULT_SETTLE_CYCLES, check=True)
-            except HalValueError:
-                entry, d = next(((e, d) for e, d in zip(program.entries, data)
-                                 if d.size and (int(d.min()) < 0 or int(d.max()) > hagen.MAX_ACTIVATION)),
-                                (program.entries[0], data[0]))
-                raise InputError(f"inputs of the tile of instance {entry.instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
-                                 f"got [{int(d.min())}, {int(d.max())}]") from None
-            except Exception as error:
-                raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="build") from error
-            encoded.append((program, words, vectors))
+        for program in lean.programs:
+            gathered = program.gather(values)
+            if gathered is None:
+                return False
+            encoded.append((program, program.encode(*gathered), gathered[1]))
         host.stages["preprocess"] = host.stages.get("preprocess", 0.0) + time.perf_counter() - started
-        sums = _Sums(level.sums) if level.sums else None
         if len(encoded) == 1:
             program, words, vectors = encoded[0]
             record = InstanceRecord(instance=program.instance, chip=program.chip)
+            records.append(record)
             try:
                 outputs = self._lean_execute(program, self._lean_words(program, words, record), vectors, record)
             except BaseException:
                 self._states[program.chip].invalidate()
-                info.add(record)
                 raise
             values.update(outputs)
-            if sums is not None:
-                started = time.perf_counter()
-                sums.add(outputs)
-                record.stages["postprocess"] = time.perf_counter() - started
-            info.add(record)
         else:
-            self._run_lean_many(encoded, values, info, sums)
-        if sums is not None:
+            self._run_lean_many(encoded, values, records)
+        if lean.sums:
             started = time.perf_counter()
-            values.update(sums.results())
+            for target, sources, dtype in lean.sums:  # saturating row-block sums (see _Sums)
+                total = values[sources[0]].astype(dtype)
+                for source in sources[1:]:
+                    np.add(total, values[source], out=total)
+                np.maximum(total, -128, out=total)
+                np.minimum(total, 127, out=total)
+                values[target] = total.astype(np.int8)
             host.stages["postprocess"] = host.stages.get("postprocess", 0.0) + time.perf_counter() - started
         return True
 
-    def _run_lean_many(self, encoded: list[tuple[_LeanProgram, np.ndarray, int]], values: dict[int, Any], info: ExecutionInfo,
-                       sums: _Sums | None) -> None:
+    def _run_lean_many(self, encoded: list[tuple[_LeanProgram, np.ndarray, int]], values: dict[int, Any],
+                       records: list[InstanceRecord]) -> None:
         """Several lean programs of a level: each runs on its chip's worker thread, so chips run concurrently."""
         pending: deque[tuple[Future[Any], _LeanProgram, InstanceRecord]] = deque()
         failure: BaseException | None = None
         try:
             for program, words, vectors in encoded:
                 record = InstanceRecord(instance=program.instance, chip=program.chip)
+                records.append(record)
                 try:
                     program_words = self._lean_words(program, words, record)
                 except BaseException as error:
                     self._states[program.chip].invalidate()
-                    info.add(record)
                     failure = error
                     break
                 pending.append((self._workers[program.chip].submit(self._lean_execute, program, program_words, vectors, record),
@@ -325,11 +322,6 @@ class JITExecutor:
                         failure = error
                 else:
                     values.update(outputs)
-                    if sums is not None and failure is None:
-                        started = time.perf_counter()
-                        sums.add(outputs)
-                        record.stages["postprocess"] = record.stages.get("postprocess", 0.0) + time.perf_counter() - started
-                info.add(record)
         if failure is not None:
             raise failure
 
@@ -341,8 +333,13 @@ class JITExecutor:
             parts, _, config_words = configuration_words(self._states[program.chip], program.synrams, program.images)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="build") from error
-        end = np.array([_END_HEAD | cookie], np.uint64)
-        words = np.concatenate((*parts, vectors, end)) if parts else np.concatenate((vectors, end))
+        words = np.empty(vectors.size + 1 + sum(p.size for p in parts), np.uint64)
+        at = 0
+        for part in parts:
+            words[at : at + part.size] = part
+            at += part.size
+        words[at:-1] = vectors
+        words[-1] = _END_HEAD | cookie
         record.config_words = config_words
         record.stages["build"] = time.perf_counter() - started
         return words, cookie
@@ -361,18 +358,12 @@ class JITExecutor:
         stages["transfer"] = timing.transfer + timing.encode
         stages["execute"] = timing.execute
         record.hardware_time = timing.hardware_time
-        record.words_sent = int(words.size)
-        record.words_received = int(result.responses.size)
+        record.words_sent = words.size
+        responses = result.responses
+        record.words_received = responses.size
         started = time.perf_counter()
         try:
-            samples = response_samples(result.responses, cookie, program.synrams, vectors * program.n_phases)
-            outputs: dict[int, np.ndarray] = {}
-            for entry in program.entries:
-                rows = samples[entry.phase * vectors : (entry.phase + 1) * vectors] if program.n_phases > 1 else samples
-                y = np.bitwise_xor(rows[:, entry.k, entry.columns], np.uint8(0x80)).view(np.int8)
-                for descriptor in entry.outputs:
-                    outputs[descriptor] = y
-            return outputs
+            return program.cut(response_samples(responses, cookie, program.synrams, vectors * program.n_phases), vectors)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="decode") from error
         finally:
@@ -554,7 +545,7 @@ class _Plan:
         self.input_set = {d for d, *_ in inputs}
         self.levels = levels
         self._images: dict[int, dict[int, np.ndarray]] | None = None
-        self._lean: list[list[_LeanProgram]] | None | bool = None
+        self._lean: list[_LeanLevel] | None | bool = None
 
     @classmethod
     def of(cls, graph: Graph, n_chips: int) -> _Plan:
@@ -576,14 +567,14 @@ class _Plan:
                 level.place(level_slots)
         return cls(graph, inputs, levels)
 
-    def lean(self) -> list[list[_LeanProgram]] | None:
+    def lean(self) -> list[_LeanLevel] | None:
         """Per level, its programs prepared for the lean path (:meth:`JITExecutor._run_lean`), or None for a
         graph that is not placed, has spiking instances or inputs other than data (prepared on first use)."""
         if self._lean is None:
             eligible = (bool(self.inputs) and all(kind == "data" for _, kind, *_ in self.inputs)
                         and not any(level.spiking for level in self.levels)
                         and all(level.placed is not None for level in self.levels if level.specs))
-            self._lean = [_lean_programs(level, self.images()) for level in self.levels] if eligible else False
+            self._lean = [_LeanLevel(level, self.images()) for level in self.levels] if eligible else False
         return self._lean if self._lean is not False else None  # type: ignore[return-value]
 
     def images(self, level: _Level | None = None, tiles: Sequence[Tile] = ()) -> dict[int, dict[int, np.ndarray]]:
@@ -678,66 +669,118 @@ _PHASE_SPLIT_VECTORS = 512
 _LEAN_VECTORS = _PHASE_SPLIT_VECTORS
 
 
-@attrs.define(eq=False)
-class _LeanEntry:
-    """A tile of a lean program: where its inputs come from and go (driver rows of synram index ``k`` in
-    vector window ``phase``) and where its outputs are among the 256 CADC columns."""
-
-    instance: int
-    source: int
-    slices: tuple[slice, ...]  # applied in order to the source's value
-    k: int
-    phase: int
-    rows: slice | np.ndarray
-    columns: slice | np.ndarray
-    outputs: tuple[int, ...]
-
-    def data(self, values: Mapping[int, Any]) -> np.ndarray:
-        data = values[self.source]
-        for part in self.slices:
-            data = data[..., part]
-        return np.asarray(data)
-
-
-@attrs.define(eq=False)
 class _LeanProgram:
-    """The static part of one program of a placed level: its chip, synrams, vector windows, event
-    parameters, tiles and the weight images of its synrams."""
+    """The static part of one program of a placed level (chip, synrams, vector windows, event parameters,
+    the weight images of its synrams) and of its tiles: where each tile's inputs come from and go (driver
+    rows of a synram in a vector window) and where its outputs lie among the CADC columns."""
 
-    chip: int
-    synrams: tuple[int, ...]
-    n_phases: int
-    num_sends: int
-    wait: int
-    entries: list[_LeanEntry]
-    images: Mapping[int, np.ndarray]
-
-    @property
-    def instance(self) -> int:
-        return self.entries[0].instance
-
-
-def _lean_programs(level: _Level, images: Mapping[int, Mapping[int, np.ndarray]]) -> list[_LeanProgram]:
-    """The programs :meth:`_Level.programs` makes of a placed level's tiles when they share their batch:
-    per chip and event parameters one program, tiles sharing a synram in successive phases."""
-    groups: dict[tuple[int, int, int], list[_TileSpec]] = {}
-    for spec in level.specs:
-        groups.setdefault((spec.chip, int(spec.view.num_sends), int(spec.view.wait_between_events)), []).append(spec)
-    programs = []
-    for (chip, num_sends, wait), group in groups.items():
-        synrams = tuple(sorted({spec.synram for spec in group}))
+    def __init__(self, chip: int, specs: Sequence[_TileSpec], images: Mapping[int, np.ndarray]) -> None:
+        self.chip = chip
+        self.synrams = tuple(sorted({spec.synram for spec in specs}))
+        self.num_sends = int(specs[0].view.num_sends)
+        self.wait = int(specs[0].view.wait_between_events)
+        self.images = images
+        self.instance = specs[0].instance
         seen: dict[int, int] = {}
-        entries = []
-        for spec in group:
+        #: per tile: instance, source vertex, slice of its value (or None), vector window, driver rows, synram index
+        self.inputs: list[tuple[int, int, slice | None, int, slice | np.ndarray, int]] = []
+        #: per tile: vector window, synram index, CADC columns, output vertices
+        self.outputs: list[tuple[int, int, slice | np.ndarray, tuple[int, ...]]] = []
+        for spec in specs:  # phases numbered per synram in tile order, as _Level.programs does
             phase = seen.get(spec.synram, 0)
             seen[spec.synram] = phase + 1
-            rows, columns = np.asarray(spec.view.rows), np.asarray(spec.columns)
-            slices = tuple(slice(lo, hi) for lo, hi in ((spec.source_start, spec.source_stop), (spec.start, spec.stop))
-                           if lo is not None or hi is not None)
-            entries.append(_LeanEntry(spec.instance, spec.source, slices, synrams.index(spec.synram), phase,
-                                      _as_slice(rows), _as_slice(columns), spec.outputs))
-        programs.append(_LeanProgram(chip, synrams, max(seen.values()), num_sends, wait, entries, images[chip]))
-    return programs
+            k = self.synrams.index(spec.synram)
+            part = _compose(slice(spec.source_start, spec.source_stop), slice(spec.start, spec.stop))
+            self.inputs.append((spec.instance, spec.source, part, phase, _as_slice(np.asarray(spec.view.rows)), k))
+            self.outputs.append((phase, k, _as_slice(np.asarray(spec.columns)), spec.outputs))
+        self.n_phases = max(seen.values())
+        self.layout = (hagen.ROWS, len(self.synrams))
+
+    def gather(self, values: Mapping[int, Any]) -> tuple[np.ndarray, int, list[np.ndarray]] | None:
+        """The encoder's (phases * vectors, 128, synrams) uint16 layout of the tiles' inputs, the vectors
+        per window and the tiles' inputs; None if the tiles' batches differ or are too large or empty."""
+        data = []
+        vectors = -1
+        for _, source, part, _, _, _ in self.inputs:
+            value = values[source]
+            if part is not None:
+                value = value[..., part]
+            if value.ndim != 2 or (vectors >= 0 and value.shape[0] != vectors):
+                return None
+            vectors = value.shape[0]
+            data.append(value)
+        if not 1 <= vectors * self.n_phases <= _LEAN_VECTORS:
+            return None
+        x = np.zeros((self.n_phases * vectors, *self.layout), np.uint16)
+        for (instance, _, _, phase, rows, k), value in zip(self.inputs, data):
+            try:
+                x[phase * vectors : (phase + 1) * vectors, rows, k] = value
+            except Exception as error:
+                raise ExecutionFailed(str(error), instance=instance, chip=self.chip, stage="build") from error
+        return x, vectors, data
+
+    def encode(self, x: np.ndarray, vectors: int, data: list[np.ndarray]) -> np.ndarray:
+        """The input words of the program (:func:`bss2.hal.hagen.encode_vectors`); inputs outside 0..31
+        raise :class:`InputError`."""
+        try:
+            return hagen.encode_vectors(x, self.synrams, self.num_sends, self.wait, hagen.DEFAULT_SETTLE_CYCLES, check=True)
+        except HalValueError:
+            for (instance, *_), value in zip(self.inputs, data):
+                if value.size and (int(value.min()) < 0 or int(value.max()) > hagen.MAX_ACTIVATION):
+                    raise InputError(f"inputs of the tile of instance {instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
+                                     f"got [{int(value.min())}, {int(value.max())}]") from None
+            raise
+
+    def cut(self, samples: np.ndarray, vectors: int) -> dict[int, np.ndarray]:
+        """Per output vertex: its tile's (vectors, columns) int8 results, ``sample - 128``."""
+        outputs: dict[int, np.ndarray] = {}
+        for phase, k, columns, descriptors in self.outputs:
+            rows = samples[phase * vectors : (phase + 1) * vectors] if self.n_phases > 1 else samples
+            y = np.bitwise_xor(rows[:, k, columns], _TOP_BIT).view(np.int8)
+            for descriptor in descriptors:
+                outputs[descriptor] = y
+        return outputs
+
+
+_TOP_BIT = np.uint8(0x80)
+
+
+class _LeanLevel:
+    """A level prepared for the lean path: its programs (by chip and event parameters, as the
+    level-by-level path groups tiles of equal batch), its row-block sums and its host steps with their
+    input edges as ``(source, slice or None)``."""
+
+    def __init__(self, level: _Level, images: Mapping[int, Mapping[int, np.ndarray]]) -> None:
+        self.level = level
+        groups: dict[tuple[int, int, int], list[_TileSpec]] = {}
+        for spec in level.specs:
+            groups.setdefault((spec.chip, int(spec.view.num_sends), int(spec.view.wait_between_events)), []).append(spec)
+        self.programs = [_LeanProgram(chip, specs, images[chip]) for (chip, _, _), specs in groups.items()]
+        #: the row-block sums: per Addition its tile outputs (once per edge) and the accumulator dtype
+        self.sums: list[tuple[int, list[int], Any]] = []
+        if level.sums is not None:
+            sources: dict[int, list[int]] = {}
+            for source, targets in level.sums.targets.items():
+                for target in targets:
+                    sources.setdefault(target, []).append(source)
+            self.sums = [(target, sources[target], level.sums.dtypes[target]) for target in sorted(sources)]
+        self.host = [(instance, d, step, [(source, None if whole else slice(lo, hi)) for source, whole, lo, hi in edges])
+                     for instance, d, step, edges in level.host_steps]
+
+
+def _compose(first: slice, second: slice) -> slice | None:
+    """One slice doing what ``first`` and then ``second`` do (both with non-negative bounds, step 1), or
+    None where neither cuts anything."""
+    if first.start is None and first.stop is None:
+        return None if second.start is None and second.stop is None else second
+    if second.start is None and second.stop is None:
+        return first
+    offset = first.start or 0
+    start = offset + (second.start or 0)
+    stop = first.stop if second.stop is None else offset + second.stop
+    if first.stop is not None and stop is not None:
+        stop = min(stop, first.stop)
+    return slice(start, stop)
 
 
 def _as_slice(indices: np.ndarray) -> slice | np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import attrs
@@ -50,16 +50,21 @@ class ExecutionInfo:
 
     def add(self, record: InstanceRecord) -> None:
         """Fold one instance's record into the totals (thread-safe)."""
+        self.add_all((record,))
+
+    def add_all(self, records: Iterable[InstanceRecord]) -> None:
+        """Fold several records into the totals at once (thread-safe)."""
         with self._lock:
-            self.records.append(record)
-            for stage, seconds in record.stages.items():
-                self.stages[stage] = self.stages.get(stage, 0.0) + seconds
-            self.hardware_time += record.hardware_time
-            self.words_sent += record.words_sent
-            self.words_received += record.words_received
-            self.config_words += record.config_words
-            per_chip = self._per_chip
-            per_chip[record.chip] = per_chip.get(record.chip, 0.0) + record.hardware_time
+            stages, per_chip = self.stages, self._per_chip
+            for record in records:
+                self.records.append(record)
+                for stage, seconds in record.stages.items():
+                    stages[stage] = stages.get(stage, 0.0) + seconds
+                self.hardware_time += record.hardware_time
+                self.words_sent += record.words_sent
+                self.words_received += record.words_received
+                self.config_words += record.config_words
+                per_chip[record.chip] = per_chip.get(record.chip, 0.0) + record.hardware_time
             self.hardware_time_critical = max(per_chip.values(), default=0.0)
 
 

@@ -408,6 +408,10 @@ def _weight_plane_words(state: ChipState, tile: Tile) -> np.ndarray:
     return _plane_update(state, tile.synram, state.physical_weights(tile))
 
 
+_NO_WORDS = np.empty(0, np.uint64)
+_NO_WORDS.flags.writeable = False
+
+
 def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.ndarray:
     """Record ``physical`` (a synram's (256, 256) physical weights) in ``state`` and return the words
     writing the quads that changed.
@@ -416,14 +420,14 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
     of the diff.
     """
     assert state._config is not None
+    old = state._planes.get(synram)
+    if old is physical:  # the same immutable weights again
+        return _NO_WORDS
     start = _plane_start(synram)
     plane = state._config.image[start : start + _PLANE_WORDS].view(np.uint8).reshape(2 * hagen.ROWS, hagen.COLUMNS)
-    old = state._planes.get(synram)
     if old is None:
         old = plane & np.uint8(0x3F)
     state._planes[synram] = physical
-    if physical is old:  # the same immutable weights again
-        return np.empty(0, np.uint64)
     changed = np.flatnonzero(physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1))  # per quad
     if changed.size == 0:
         return np.empty(0, np.uint64)

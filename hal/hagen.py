@@ -216,18 +216,29 @@ def _encode_vectors_compiled(
     check: bool = False,
 ) -> np.ndarray:
     """:func:`encode_vectors` by the compiled kernel (``kernel`` from :func:`_compiled_encoder`)."""
-    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
     if x.dtype != np.uint16 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.uint16)
-    x = x.reshape(x.shape[0], ROWS, len(synrams))
-    spikes_head = (int(Opcode.SPIKES) << 56) | (int(wait_between_events) << 50)
-    fixed_wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + int(settle_cycles)
-    words, largest = kernel(x, base, int(num_sends), spikes_head, fixed_wait, _ISSUE_CYCLES + int(wait_between_events),
-                            _as_signed(timer_reset), _as_signed(neuron_reset), reads.view(np.int64),
-                            _as_signed(_WAIT_UNTIL_HEAD))
+    if x.ndim != 3:
+        x = x.reshape(x.shape[0], ROWS, len(synrams))
+    base, constants = _kernel_constants(synrams, num_sends, wait_between_events, settle_cycles)
+    words, largest = kernel(x, base, constants)
     if check and largest > MAX_ACTIVATION:  # negative entries wrapped around to large ones
         raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (largest as uint16 {largest})")
     return words.view(_U64)
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_constants(synrams: tuple[int, ...], num_sends: int, wait_between_events: int, settle_cycles: int) -> tuple[np.ndarray, np.ndarray]:
+    """The label bases and the kernel's int64 constants: sends, SPIKES head, fixed wait, wait per pack,
+    TIMER_RESET, neuron reset, WAIT_UNTIL head, then the READ_BLOCK word of each synram."""
+    base, timer_reset, neuron_reset, reads = _input_constants(synrams)
+    spikes_head = (int(Opcode.SPIKES) << 56) | (int(wait_between_events) << 50)
+    fixed_wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + int(settle_cycles)
+    constants = np.array([int(num_sends), spikes_head, fixed_wait, _ISSUE_CYCLES + int(wait_between_events),
+                          _as_signed(timer_reset), _as_signed(neuron_reset), _as_signed(_WAIT_UNTIL_HEAD),
+                          *(_as_signed(r) for r in reads)], np.int64)
+    constants.flags.writeable = False
+    return base, constants
 
 
 def _as_signed(word: object) -> int:
@@ -254,11 +265,13 @@ def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int]] | None:
 
 def _build_encoder(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernel
     @numba.njit(nogil=True, cache=True, boundscheck=False)
-    def encode_kernel(x, base, num_sends, spikes_head, fixed_wait, pack_wait, timer_reset, neuron_reset, reads, wait_head):
+    def encode_kernel(x, base, constants):
         # the packing of _encode_vectors_numpy, label by label: per vector the labels of every send, row and
         # synram in that order; a label opens a new SPIKES word (pack) when it is the vector's first, when the
         # open pack is full, or when its PADI bus equals the bus of one of the vector's two labels before it.
         # Words are built as int64 (the same bits as the uint64 words); the largest activation is returned too.
+        num_sends, spikes_head, fixed_wait, pack_wait = constants[0], constants[1], constants[2], constants[3]
+        timer_reset, neuron_reset, wait_head, reads = constants[4], constants[5], constants[6], constants[7:]
         n_vectors, n_rows, n_syn = x.shape
         entries = n_rows * n_syn
         flat = x.reshape(n_vectors, entries)
