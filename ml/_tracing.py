@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -355,18 +356,19 @@ def replay(trace: Trace, input: np.ndarray) -> np.ndarray:
     model whose first layer has a bias replays op by op.
     """
     x = np.asarray(input, dtype=np.float32)
-    if tuple(x.shape[1:]) != tuple(trace.input_shape):
+    if x.shape[1:] != tuple(trace.input_shape) or x.ndim == 0:
         raise ValueError(f"replay: input has per-sample shape {tuple(x.shape[1:])}, the trace expects "
                          f"{tuple(trace.input_shape)}")
     batch = x.shape[0]
     values: list[np.ndarray | None] = [x] + [None] * len(trace.ops)
     compiled = _compiled_trace(trace)
     start = 0
-    if compiled is not None and batch:
-        rounded = np.rint(x.reshape(batch, -1))
-        lowest, highest = rounded.min(), rounded.max()
-        if not (lowest >= _hardware.INPUT_MIN and highest <= _hardware.INPUT_MAX):  # NaN fails both
-            raise OverflowError(f"replay: input outside {_hardware.INPUT_MIN}..{_hardware.INPUT_MAX} after rounding")
+    if compiled is not None:
+        rounded = np.rint(x.reshape(batch, math.prod(trace.input_shape)))
+        if rounded.size:
+            lowest, highest = rounded.min(), rounded.max()
+            if not (lowest >= _hardware.INPUT_MIN and highest <= _hardware.INPUT_MAX):  # NaN fails both
+                raise OverflowError(f"replay: input outside {_hardware.INPUT_MIN}..{_hardware.INPUT_MAX} after rounding")
         outputs, _ = _hardware.executor().run(compiled.graph, {compiled.input_descriptor: rounded.astype(np.uint8)})
         for node in compiled.needed:  # only what the host ops after the graph (or the caller) read
             descriptor, shape = compiled.nodes[node]

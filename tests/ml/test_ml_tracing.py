@@ -142,3 +142,117 @@ def test_replay_is_one_executor_call(build, shape, tmp_path: Path, monkeypatch: 
     replayed = ml._tracing.replay(trace, x.numpy())
     assert len(calls) == 1  # every hardware op and the host ops between them in a single call
     assert np.array_equal(replayed, live.detach().numpy())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# batch-1 replays: the executor's lean path (programs prepared once, weights kept on the chip)
+
+
+def _traced(build, shape, tmp_path: Path, name: str = "model.npz"):  # type: ignore[no-untyped-def]
+    model = build()
+    tracer = ml.InferenceTracer(tmp_path / name).start()
+    model(random_inputs(1, *shape))
+    return model, tracer.stop()
+
+
+def _lean_levels(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, per matmul level of every run, whether the executor's lean path ran it."""
+    from bss2.exec import JITExecutor
+
+    taken: list[bool] = []
+    original = JITExecutor._run_lean_level
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        taken.append(original(self, *args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(JITExecutor, "_run_lean_level", counting)
+    return taken
+
+
+def test_batch_one_replays_equal_the_live_model_and_send_no_weights(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    model, trace = _traced(har_model, (9, 122), tmp_path)
+    taken = _lean_levels(monkeypatch)
+    x = random_inputs(12, 9, 122)
+    x[3] = 0  # a sample without a single input event
+    x[4, :, ::2] = 0  # a sparse one
+    executor = ml._hardware.executor()
+    # the live model runs layer by layer on the same chip (overwriting the replay's weights): first all of it
+    expected = [model(x[i : i + 1]).detach().numpy() for i in range(x.shape[0])]
+    taken.clear()
+    for i in range(x.shape[0]):
+        replayed = ml.replay(trace, x[i : i + 1].numpy())
+        assert np.array_equal(replayed, expected[i]), i
+        if i:
+            assert executor.last_info.config_words == 0  # every weight of the model stays on the chip
+    assert taken == [True] * 3 * x.shape[0]  # three layers, each one lean program per replay
+    assert np.array_equal(ml.replay(trace, x.numpy()), model(x).detach().numpy())  # and a batch of 12
+
+
+def test_replay_after_other_graphs_on_the_same_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, trace = _traced(har_model, (9, 122), tmp_path)
+    other_model, other_trace = _traced(bias_free_expanded_model, (3, 30), tmp_path, "other.npz")
+    taken = _lean_levels(monkeypatch)
+    executor = ml._hardware.executor()
+    x = random_inputs(1, 9, 122)
+    expected = model(x).detach().numpy()
+    assert np.array_equal(ml.replay(trace, x.numpy()), expected)
+    between = [
+        lambda: ml.matmul(random_inputs(3, 256), random_weights(256, 256)),  # overwrites both synrams
+        lambda: ml.matmul(random_inputs(1, 20), random_weights(20, 7)),  # a few columns of one synram
+        lambda: ml.replay(other_trace, random_inputs(1, 3, 30).numpy()),  # another placed graph
+    ]
+    for run_other in between:
+        run_other()
+        assert np.array_equal(ml.replay(trace, x.numpy()), expected)
+        assert executor.last_info.config_words > 0  # the overwritten weights are sent again
+        assert np.array_equal(ml.replay(trace, x.numpy()), expected)
+        assert executor.last_info.config_words == 0
+    y = random_inputs(2, 3, 30)
+    assert np.array_equal(ml.replay(other_trace, y.numpy()), other_model(y).detach().numpy())
+    assert all(taken)
+
+
+def test_replay_on_several_chips_equals_the_live_model(tmp_path: Path) -> None:
+    from bss2.comm import EmulatorConnection
+    from bss2.hal.emulator import EmulatorConfig
+
+    model, trace = _traced(har_model, (9, 122), tmp_path)
+    x = random_inputs(3, 9, 122)
+    expected = model(x).detach().numpy()
+    for chips in (2, 3):
+        ml.init_hardware([EmulatorConnection(seed=i, config=EmulatorConfig.ideal()) for i in range(chips)])
+        executor = ml._hardware.executor()
+        for i in range(3):
+            assert np.array_equal(ml.replay(trace, x[i : i + 1].numpy()), expected[i : i + 1])
+        assert {r.chip for r in executor.last_info.records if r.chip is not None} == set(range(chips))
+        assert executor.last_info.config_words == 0
+        ml.release_hardware()
+
+
+def test_replay_rejects_bad_inputs_and_stays_usable(tmp_path: Path) -> None:
+    model, trace = _traced(har_model, (9, 122), tmp_path)
+    x = random_inputs(1, 9, 122)
+    expected = model(x).detach().numpy()
+    assert np.array_equal(ml.replay(trace, x.numpy()), expected)
+    executor = ml._hardware.executor()
+    connection = executor.connections[0]
+    calls: list[int] = []
+    original = connection.execute
+    connection.execute = lambda words: calls.append(1) or original(words)  # type: ignore[method-assign]
+    for value in (np.nan, 32.0, 31.6, -0.6, np.inf):
+        bad = x.numpy().copy()
+        bad[0, 4, 17] = value
+        with pytest.raises(OverflowError, match="0..31"):
+            ml.replay(trace, bad)
+    with pytest.raises(ValueError, match="per-sample shape"):
+        ml.replay(trace, x.numpy()[:, :, :121])
+    with pytest.raises(ValueError, match="per-sample shape"):
+        ml.replay(trace, x.numpy()[0])
+    assert not calls  # nothing reached the chip
+    assert np.array_equal(ml.replay(trace, x.numpy()), expected) and executor.last_info.config_words == 0
+    rounded = x.numpy().copy()
+    rounded[0, 4, 17] = 31.4  # rounds to 31, as the live ops do
+    assert np.array_equal(ml.replay(trace, rounded), model(torch.from_numpy(rounded)).detach().numpy())
+    assert ml.replay(trace, x.numpy()[:0]).shape == (0, 6)
