@@ -9,7 +9,9 @@ Routing (see ``registers.yaml``): input row ``i`` of synram ``h`` is sent as lab
 ``(h << 13) | ((i % 4) << 11) | ((i // 4) << 6) | x_i`` from FPGA channel 0 (crossbar input 8) to output
 ``h * 4 + i % 4`` (PADI bus ``i % 4`` of hemisphere ``h``), where synapse driver ``i`` (address ``i // 4``)
 accepts it and drives row ``2i`` excitatory (weight ``max(W, 0)``) and row ``2i + 1`` inhibitory
-(weight ``max(-W, 0)``). Everything is generated with whole-array operations.
+(weight ``max(-W, 0)``). Everything is generated with whole-array operations, except the input events:
+:func:`encode_vectors` packs them in one compiled pass (numba) where numba imports, with the numpy passes
+as the fallback (``BSS2_HAGEN_ENCODER=numpy``); both give the same words.
 """
 
 from __future__ import annotations
