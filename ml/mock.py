@@ -94,7 +94,9 @@ def measure_mock_parameter(repetitions: int = 20,
 # marginal distribution is exact; the price is that one call may reuse a sample at a few unrelated positions.
 _BLOCK_BYTES = 2 << 20  # small calls: tile results per batch block, cached through noise, floor, clamp, sum
 _TILE_BLOCK_BYTES = 1 << 20  # one tile's results per batch block and torch thread on the large CPU path (float GEMM)
-_INT_TILE_BLOCK_BYTES = 1 << 19  # the same for the int8 GEMM, whose int32 products share the results' memory
+# The same for the int8 GEMM, whose int32 products share the results' memory. Larger than the cache would suggest:
+# each int8 GEMM call has a fixed cost (~12 us), and fewer calls win over cache-resident blocks.
+_INT_TILE_BLOCK_BYTES = 1 << 20
 _FRESH_NOISE_LIMIT = 1 << 20  # tile-result entries up to which every call draws fresh noise
 _POOL_SIZE = 1 << 22
 _POOL_REFRESH = 1 << 18
@@ -146,8 +148,11 @@ def _int8_gemm_is_fast() -> bool:
     """
     global _vnni
     if _vnni is None:
-        probe = getattr(torch.cpu, "_is_vnni_supported", None)
-        _vnni = bool(probe()) if probe is not None else False
+        probe = getattr(torch.cpu, "_is_vnni_supported", None)  # private: absent or failing means "no"
+        try:
+            _vnni = bool(probe()) if probe is not None else False
+        except Exception:  # noqa: BLE001 - a capability probe must not break the mock
+            _vnni = False
     return _vnni and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
 
 
@@ -179,7 +184,7 @@ def _mock_matmul_cpu_int8(x: torch.Tensor, weight: torch.Tensor, scale: float, n
     Per (block, tile): one int8 GEMM of a (block, <= 128) slice of the inputs with the tile's weights into an int32
     buffer; converting it to float in place (float32: the same memory, element by element; the first tile converts
     straight into the block of the output); adding ``scale`` times it to the pool window of noise; floor and clamp in
-    place; adding it to the block of the output. Everything but the pool window stays in the cache.
+    place; adding it to the block of the output (a few MiB per block, mostly in the caches).
     """
     batch, columns = x.shape[0], weight.shape[1]
     bounds = _tile_bounds(x.shape[1])
