@@ -11,7 +11,9 @@
 2. ``nn.Linear(1024, 1024)`` forward on the hardware path (``_hardware.run_matmul``: the executor, on the emulator
    without a chip) at batch 2000, in MAC/s;
 3. batch-1 latency per sample of the traced HAR model (Conv1d 9->16 k32 s6, Linear 256->125, Linear 125->6),
-   replayed with ``replay`` (host time; target <= 276 us, the mobile system's time per ECG record).
+   replayed with ``replay`` (host time: wall time minus the executor's ``execute`` stage, the emulated chip's own
+   time standing in for the chip; median and best over the samples; target <= 276 us, the mobile system's time
+   per ECG record).
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def bench_traced_latency(samples: int) -> dict[str, float]:
             live = best_and_median(lambda: model(x[:1]), samples)[1]
     return {"replay_us_median": 1e6 * statistics.median(replay_times),
             "replay_host_us_median": 1e6 * statistics.median(host_times),
+            "replay_host_us_best": 1e6 * min(host_times),
             "replay_chip_us_median": 1e6 * statistics.median(chip_times),
             "replay_us_p90": 1e6 * float(np.percentile(replay_times, 90)),
             "inference_trace_us_median": 1e6 * statistics.median(call_times),
@@ -156,8 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         ]
     if args.only in (None, "traced"):
         rows += [
-            ("traced HAR model, batch 1, replay host time (median)", f"{results['replay_host_us_median']:.0f} us",
-             "<= 276 us"),
+            ("traced HAR model, batch 1, replay host time (median; best)",
+             f"{results['replay_host_us_median']:.0f}; {results['replay_host_us_best']:.0f} us", "<= 276 us"),
             ("traced HAR model, batch 1, emulated chip time (median)",
              f"{results['replay_chip_us_median']:.0f} us", ""),
             ("traced HAR model, batch 1, replay wall time (median)", f"{results['replay_us_median']:.0f} us", ""),
