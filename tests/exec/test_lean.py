@@ -183,3 +183,24 @@ def test_a_failed_program_invalidates_the_chip_state_and_the_next_run_is_right(n
         assert np.array_equal(out[y_out], reference(x)) and info.config_words > 0
         out, info = executor.run(graph, {x_in: x})
         assert np.array_equal(out[y_out], reference(x)) and info.config_words == 0
+
+
+def test_lean_path_with_the_numpy_encoder(monkeypatch):
+    from bss2.hal import hagen
+
+    monkeypatch.setattr(hagen, "_compiled_encoder", lambda: None)  # as with BSS2_HAGEN_ENCODER=numpy
+    assert hagen.encoder_mode() == "numpy"
+    rng = np.random.default_rng(25)
+    graph, x_in, y_out, reference = _har_like(rng)
+    with JITExecutor(EmulatorConnection(config=EmulatorConfig.ideal())) as executor:
+        for batch in (1, 3):
+            x = rng.integers(0, 32, (batch, 288))
+            out, _ = executor.run(graph, {x_in: x})
+            assert np.array_equal(out[y_out], reference(x))
+        from bss2.exec.executor import _Evaluator
+
+        # a broken transformation between layers hands the next tiles activations outside 0..31
+        monkeypatch.setattr(_Evaluator, "_converting_relu", lambda self, x: np.full(np.shape(x), 40, np.uint8))
+        executor._plans.clear()  # plans bind their host steps when made
+        with pytest.raises(InputError, match=r"instance \d+ must lie in \[0, 31\], got \[40, 40\]"):
+            executor.run(graph, {x_in: x})
