@@ -291,12 +291,13 @@ class JITExecutor:
         if lean.sums:
             started = time.perf_counter()
             for target, sources, dtype in lean.sums:  # saturating row-block sums (see _Sums)
-                total = values[sources[0]].astype(dtype)
-                for source in sources[1:]:
-                    np.add(total, values[source], out=total)
-                np.maximum(total, -128, out=total)
-                np.minimum(total, 127, out=total)
-                values[target] = total.astype(np.int8)
+                if len(sources) > 1:
+                    total = np.add(values[sources[0]], values[sources[1]], dtype=dtype)
+                    for source in sources[2:]:
+                        np.add(total, values[source], out=total)
+                else:
+                    total = values[sources[0]].astype(dtype)
+                values[target] = _saturated_int8(total)
             host.stages["postprocess"] = host.stages.get("postprocess", 0.0) + time.perf_counter() - started
         return True
 
@@ -980,12 +981,24 @@ class _Sums:
                         np.add(total, y, out=total)
 
     def results(self) -> dict[int, np.ndarray]:
-        results = {}
-        for target, total in self._sums.items():
-            np.maximum(total, -128, out=total)
-            np.minimum(total, 127, out=total)
-            results[target] = total.astype(np.int8)
-        return results
+        return {target: _saturated_int8(total) for target, total in self._sums.items()}
+
+
+def _saturated_int8(total: np.ndarray) -> np.ndarray:
+    """``total`` (an int16 or int32 accumulator, may be overwritten) clipped to [-128, 127] as int8.
+
+    Small arrays are clipped in place by maximum and minimum (the cheapest calls); large ones by one
+    :func:`numpy.clip`, whose integer loop is several times faster per element.
+    """
+    if total.size <= _CLIP_IN_PLACE:
+        np.maximum(total, -128, out=total)
+        np.minimum(total, 127, out=total)
+        return total.astype(np.int8)
+    return np.clip(total, -128, 127).astype(np.int8)
+
+
+#: Entries up to which :func:`_saturated_int8` clips in place.
+_CLIP_IN_PLACE = 2048
 
 
 def _whole(edge: Any, size: int) -> bool:
