@@ -153,7 +153,7 @@ def _int8_gemm_is_fast() -> bool:
             _vnni = bool(probe()) if probe is not None else False
         except Exception:  # noqa: BLE001 - a capability probe must not break the mock
             _vnni = False
-    return _vnni and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
+    return bool(_vnni) and torch.backends.mkldnn.is_available() and bool(torch.backends.mkldnn.enabled)
 
 
 def _cpu_block_rows(batch: int, columns: int, bytes_per_thread: int, element_size: int) -> int:
