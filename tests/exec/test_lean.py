@@ -204,3 +204,45 @@ def test_lean_path_with_the_numpy_encoder(monkeypatch):
         executor._plans.clear()  # plans bind their host steps when made
         with pytest.raises(InputError, match=r"instance \d+ must lie in \[0, 31\], got \[40, 40\]"):
             executor.run(graph, {x_in: x})
+
+
+def test_scattered_driver_rows_and_composed_slices():
+    """A hand-built tile on drivers that are not 0..n-1, fed by a slice of a slice of the input."""
+    from bss2.exec.executor import _compose
+    from bss2.graph import (
+        CADCMembraneReadoutView,
+        DataInput,
+        DataOutput,
+        GraphBuilder,
+        MACSynapseArrayView,
+        NeuronView,
+    )
+    from bss2.graph.ports import ConnectionType as CT
+    from bss2.graph.vertices import ExternalInput
+
+    rng = np.random.default_rng(26)
+    rows = np.sort(rng.choice(128, 40, replace=False))
+    w = rng.integers(-63, 64, (40, 9)).astype(np.int8)
+    builder = GraphBuilder()
+    x_in = builder.add(ExternalInput(CT.DataUInt5, 100, "x"), execution_instance=builder.new_execution_instance())
+    instance = builder.new_execution_instance()
+    d = builder.add(DataInput(CT.UInt5, 40), [x_in[30:70]], instance)
+    d = builder.add(MACSynapseArrayView(synram=1, rows=rows, columns=np.arange(9), weights=w), [d], instance)
+    d = builder.add(NeuronView(row=1, columns=np.arange(9)), [d], instance)
+    d = builder.add(CADCMembraneReadoutView(synram=1, columns=np.arange(9), mode="hagen"), [d], instance)
+    y_out = builder.add(DataOutput(CT.Int8, 9), [d], instance)
+    graph = builder.build()
+    results = {}
+    for lean in (True, False):
+        with JITExecutor(Recording(config=EmulatorConfig.ideal())) as executor:
+            executor.lean = lean
+            x = rng.integers(0, 32, (3, 100)) if lean else results[True][0]
+            out, _ = executor.run(graph, {x_in: x})
+            assert np.array_equal(out[y_out], exact_matmul(x[:, 30:70], w))
+            results[lean] = (x, [_without_end(p) for p in executor.connections[0].programs])
+    assert all(np.array_equal(a, b) for a, b in zip(results[True][1], results[False][1]))
+    data = np.arange(50)
+    for first in (slice(None, None), slice(3, None), slice(None, 40), slice(5, 45)):
+        for second in (slice(None, None), slice(2, None), slice(None, 20), slice(4, 30)):
+            part = _compose(first, second)
+            assert np.array_equal(data if part is None else data[part], data[first][second]), (first, second)
