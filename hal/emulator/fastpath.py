@@ -480,7 +480,7 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
     """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
-    effective = _scratch(core, n_v)  # every row is overwritten by the kernel
+    effective = _scratch(core, "_hagen_accumulator", (n_v, _BINS))  # every row is overwritten by the kernel
     rate = core.parasitic_rate
     chunk_start = shape.vector_start[(np.arange(n_v) // _CHUNK) * _CHUNK]
     leak = None
@@ -488,10 +488,9 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
         span = int((shape.vector_end[np.minimum(np.arange(0, n_v, _CHUNK) + _CHUNK, n_v) - 1]
                     - shape.vector_start[np.arange(0, n_v, _CHUNK)]).max())
         leak = _leak_table(step * rate, span)
-    table = tables.hagen_column_i16
     _mark("window index, leak table")
-    status = kernels.accumulate(lanes, shape.first_spike, shape.n_spikes, table,
-                                tables.hagen_bus_bit if check_buses else None, leak, chunk_start, factor, effective)
+    status = kernels.accumulate(lanes, shape.first_spike, shape.n_spikes, tables.hagen_column_bus, check_buses, leak,
+                                chunk_start, factor, effective)
     _mark("accumulate (compiled)")
     return effective if status == kernels.OK else None
 
@@ -499,16 +498,17 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
 _SCRATCH_LIMIT = 1 << 23  # bytes of accumulator kept per emulator between programs
 
 
-def _scratch(core, n_vectors: int) -> np.ndarray:
-    """An uninitialised (n_vectors, 259) float32 accumulator, reused between programs up to a size (fresh
-    pages would cost a page fault each on first touch)."""
-    size = n_vectors * _BINS
+def _scratch(core, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array of ``shape``, kept on ``core`` under ``name`` and reused between
+    programs up to a size (fresh pages would cost a page fault each on first touch)."""
+    size = math.prod(shape)
     if size * 4 > _SCRATCH_LIMIT:
-        return np.empty((n_vectors, _BINS), np.float32)
-    buffer = getattr(core, "_hagen_scratch", None)
+        return np.empty(shape, np.float32)
+    buffer = getattr(core, name, None)
     if buffer is None or buffer.size < size:
-        buffer = core._hagen_scratch = np.empty(max(size, 64 * _BINS), np.float32)
-    return buffer[:size].reshape(n_vectors, _BINS)
+        buffer = np.empty(max(size, 1 << 14), np.float32)
+        setattr(core, name, buffer)
+    return buffer[:size].reshape(shape)
 
 
 _LEAK_TABLES: dict[float, np.ndarray] = {}

@@ -146,11 +146,13 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             i += 1
             first[v] = i
             good = True
-            while i < n and (words[i] >> np.uint64(56)) == spikes:
-                top = np.int64((words[i] >> np.uint64(48)) & np.uint64(0xFFFF))
-                if top == reference:  # the common case: a full word with the program's delay
+            while i < n:
+                top = np.int64(words[i] >> np.uint64(48))  # opcode, delay and label count
+                if top == reference:  # the common case: a full SPIKES word with the program's delay
                     i += 1
                     continue
+                if (top >> 8) != spikes:
+                    break
                 if reference < 0:
                     reference = top | 3
                 used = top & 3
@@ -194,11 +196,12 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 partial[:n_partial].copy())
 
     @jit
-    def accumulate_kernel(lanes, first, count, table, bus_bit, check_buses, leak, chunk_start, factor, out, v0, v1):
+    def accumulate_kernel(lanes, first, count, table, check_buses, leak, chunk_start, factor, out, v0, v1):
         # lanes: (n_words, 4) uint16, the little-endian lanes of the words (lane 3: opcode, delay, label
-        # count); label k of a SPIKES word sits in lane 2 - k. Per vector: look every label up once (unused
-        # lanes hold label 0 and go to the idle column 257), then add them lane by lane, each lane in word
-        # order (the summation order of the numpy passes), then scale the row by the vector's leak factor.
+        # count); label k of a SPIKES word sits in lane 2 - k. table[label]: accumulator column in bits 15..0,
+        # PADI bus bit in bits 23..16. Per vector: look every label up once (unused lanes hold label 0 and go
+        # to the idle column 257), then add them lane by lane, each lane in word order (the summation order
+        # of the numpy passes), then scale the row by the vector's leak factor.
         n_max = 0
         for v in range(v0, v1):
             n_max = max(n_max, count[v])
@@ -208,25 +211,35 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         for v in range(v0, v1):
             i0, n, a = first[v], count[v], chunk_start[v]
             out[v, :] = 0.0
-            bad = False
-            collision = False
+            flags = 0  # bit 0: a label reaches no hagen driver; bit 1: two labels of a word share a bus
             for j in range(n):
                 i = i0 + j
                 used = lanes[i, 3] & 3
                 weight = leak[i - a] if use_leak else np.float32(1.0)
-                buses = 0
-                for lane in range(3):
-                    label = lanes[i, lane]
-                    column = table[label] if lane + used >= 3 else 257
-                    bad |= column >= 258
-                    bit = bus_bit[min(column, 258)]
-                    collision |= (buses & bit) != 0
-                    buses |= bit
-                    columns[lane, j] = column
-                    acts[lane, j] = np.float32(label & 31) * weight
-            if bad:
+                if used == 3:  # a full word, unrolled
+                    l0, l1, l2 = lanes[i, 0], lanes[i, 1], lanes[i, 2]
+                    e0, e1, e2 = table[l0], table[l1], table[l2]
+                    c0, c1, c2 = e0 & 0xFFFF, e1 & 0xFFFF, e2 & 0xFFFF
+                    b0, b1, b2 = e0 >> 16, e1 >> 16, e2 >> 16
+                    flags |= ((c0 >= 258) | (c1 >= 258) | (c2 >= 258)) | (((b0 & b1) | (b0 & b2) | (b1 & b2)) != 0) * 2
+                    columns[0, j], columns[1, j], columns[2, j] = c0, c1, c2
+                    acts[0, j] = np.float32(l0 & 31) * weight
+                    acts[1, j] = np.float32(l1 & 31) * weight
+                    acts[2, j] = np.float32(l2 & 31) * weight
+                else:
+                    buses = 0
+                    for lane in range(3):
+                        label = lanes[i, lane]
+                        entry = table[label] if lane + used >= 3 else 257
+                        column = entry & 0xFFFF
+                        bit = entry >> 16
+                        flags |= (column >= 258) | ((buses & bit) != 0) * 2
+                        buses |= bit
+                        columns[lane, j] = column
+                        acts[lane, j] = np.float32(label & 31) * weight
+            if flags & 1:
                 return 1
-            if check_buses and collision:
+            if check_buses and flags & 2:
                 return 2
             for lane in range(3):
                 for j in range(n):
@@ -359,22 +372,20 @@ def recognise(words: np.ndarray, ops: np.ndarray, neuron_reset: int) -> tuple | 
     return result[1:] if result[0] else None
 
 
-def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, bus_bit: np.ndarray | None,
+def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, check_buses: bool,
                leak: np.ndarray | None, chunk_start: np.ndarray, factor: np.ndarray | None, out: np.ndarray) -> int:
     """Set ``out[v]`` to the sum of every used label of the SPIKES words ``first[v] .. first[v] + count[v] - 1``.
 
-    ``table`` maps a label to its accumulator column (:data:`BINS` columns; 257 is idle); a column >= 258
-    returns :data:`BAD_DRIVER`, two labels of one word on one PADI bus (``bus_bit``, per column, given)
+    ``table`` (int32, per label) holds the label's accumulator column (:data:`BINS` columns; 257 is idle) in
+    bits 15..0 and the PADI bus bit of its driver in bits 23..16. A column >= 258 returns
+    :data:`BAD_DRIVER`; with ``check_buses``, two labels of one word on one bus return
     :data:`BUS_COLLISION` (the caller then leaves the program to the general path). ``leak`` (float32,
     optional) weights word ``i`` by ``leak[i - chunk_start[v]]``; ``factor`` (float32, optional) then scales
     row ``v``. Unused labels of partly filled words must be zero (as :func:`recognise` checks).
     """
     kernel = _compiled()[1]
     empty = np.zeros(0, np.float32)
-    if bus_bit is not None and bus_bit.size < BINS:
-        raise ValueError(f"bus_bit has {bus_bit.size} entries, needs {BINS}")
-    buses = bus_bit if bus_bit is not None else np.zeros(BINS, np.uint8)
-    status = _run(kernel, first.size, lanes, first, count, table, buses, bus_bit is not None,
+    status = _run(kernel, first.size, lanes, first, count, table, bool(check_buses),
                   empty if leak is None else leak, chunk_start, empty if factor is None else factor, out)
     return max(int(s) for s in status)
 

@@ -99,11 +99,12 @@ class RoutingTables:
         # is left free (it carries the CADC baseline into the matmul): driver d -> d + (d >= 128), no driver
         # -> 257, not hagen -> 258; and the PADI bus bit of every column (0: none)
         self.hagen_column = (self.fpga_hagen + (self.fpga_hagen >= 128)).astype(np.intp)
-        self.hagen_column_i16 = self.hagen_column.astype(np.int16)  # the compiled kernels' copy (cache-friendly)
         column = np.arange(259)
         driver = column - (column > 128)
         on_bus = (column != 128) & (driver < 256)
         self.hagen_bus_bit = np.where(on_bus, 1 << ((driver // 128) * 4 + driver % 4), 0).astype(np.uint8)
+        # the compiled kernels' table: column in bits 15..0, its bus bit in bits 23..16
+        self.hagen_column_bus = (self.hagen_column | (self.hagen_bus_bit[self.hagen_column].astype(np.intp) << 16)).astype(np.int32)
 
     def route(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Route events given by crossbar input (0..19) and label.
