@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import math
 import os
@@ -347,15 +348,36 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _run(kernel: Callable[..., object], n: int, *args: object) -> list[object]:
-    """``kernel(*args, v0, v1)`` over ``[0, n)``: in the calling thread when small, else in equal slices on
-    the pool (one per CPU, up to 8; the calling thread takes the first). Results in slice order."""
+    """``kernel(*args, v0, v1)`` over ``[0, n)``: in the calling thread when small, else in slices that the
+    calling thread and the pool's threads take in turn (results in slice order).
+
+    The calling thread works too and waits only for slices that a pool thread has already started: on a
+    busy machine, where a pool thread may not be scheduled for a while, it simply does more of the work.
+    """
     if n < _MIN_PARALLEL or _WORKERS < 2:
         return [kernel(*args, 0, n)]
-    edges = [n * p // _WORKERS for p in range(_WORKERS + 1)]
+    parts = _WORKERS
+    edges = [n * p // parts for p in range(parts + 1)]
+    results: list[object] = [None] * parts
+    done = [threading.Event() for _ in range(parts)]
+    turns = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> None:
+        for k in iter(lambda: next(turns), None):
+            if k >= parts:
+                return
+            try:
+                results[k] = kernel(*args, edges[k], edges[k + 1])
+            finally:
+                done[k].set()
+
     pool = _pool()
-    futures = [pool.submit(kernel, *args, a, b) for a, b in zip(edges[1:-1], edges[2:])]
-    first = kernel(*args, edges[0], edges[1])
-    return [first] + [f.result() for f in futures]
+    for _ in range(_WORKERS - 1):
+        pool.submit(work)
+    work()
+    for event in done:
+        event.wait()
+    return results
 
 
 def recognise(words: np.ndarray, ops: np.ndarray, neuron_reset: int) -> tuple | None:
