@@ -156,7 +156,8 @@ def neuron_params(config: EmulatorConfig, pattern: FixedPattern, capmem: np.ndar
 def hagen_weights(config: EmulatorConfig, pattern: FixedPattern, params: NeuronParams, weights: np.ndarray, driver_words: np.ndarray) -> np.ndarray:
     """Effective hagen-mode weight of every (driver, column): LSB per unit activation, (2, 128, 256) float32.
 
-    ``weights`` (2, 256, 256) are the 6-bit synapse weights; a driver's top row adds with its row mode's sign
+    ``weights`` (2, 256, 256) uint8 hold the 6-bit synapse weights in bits 5..0 (higher bits are ignored); a
+    driver's top row adds with its row mode's sign
     through the column neuron's excitatory or inhibitory gain, likewise its bottom row.
     """
     mode_top = ((driver_words >> 1) & 3).reshape(2, 128)
@@ -167,7 +168,7 @@ def hagen_weights(config: EmulatorConfig, pattern: FixedPattern, params: NeuronP
                                      params.hagen_inh.astype(np.float32), scale.astype(np.float32))
     out = np.empty((2, 128, 256), dtype=np.float32)
     for h in range(2):  # two synrams
-        w = weights[h].astype(np.float32) * pattern.synapse[h]
+        w = (weights[h] & 63).astype(np.float32) * pattern.synapse[h]
         top, bottom = w[0::2], w[1::2]
         exc = top * (mode_top[h] & 1)[:, None] + bottom * (mode_bottom[h] & 1)[:, None]
         inh = top * ((mode_top[h] >> 1) & 1)[:, None] + bottom * ((mode_bottom[h] >> 1) & 1)[:, None]

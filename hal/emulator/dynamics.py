@@ -236,7 +236,9 @@ class AnalogCore:
 
     def hagen_weights(self, memory: np.ndarray, params: NeuronParams) -> np.ndarray:
         if self._weights is None:
-            self._weights = hagen_weights(self.config, self.pattern, params, self._synapses(memory)[0], self._driver_words(memory))
+            base = _B["synapse_quad"].base
+            raw = memory[base : base + 32768].view(np.uint8).reshape(2, 256, 256)  # weight bits 5..0 (masked inside)
+            self._weights = hagen_weights(self.config, self.pattern, params, raw, self._driver_words(memory))
         return self._weights
 
     # ---------------------------------------------------------------------------------------- routing

@@ -39,8 +39,9 @@ _M2 = np.uint64(0x94D0_49BB_1331_11EB)
 BINS = 259
 #: status codes of :func:`accumulate`
 OK, BAD_DRIVER, BUS_COLLISION = 0, 1, 2
-#: below this many vectors a call runs in the calling thread (a pool hand-off costs more than it saves)
-_MIN_PARALLEL = 96
+#: below this many vectors a call runs in the calling thread: a pool thread competes with the BLAS threads
+#: that keep spinning after the matmul, so smaller programs are faster (and steadier) in one thread
+_MIN_PARALLEL = 1536
 
 
 def splitmix64(key: int, start: int, count: int) -> np.ndarray:
@@ -291,8 +292,8 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 bi = np.float64((mode_bottom[h, r] >> 1) & 1)
                 s = np.float64(scale[h, r])
                 for c in range(256):
-                    top = np.float64(np.float32(weights[h, 2 * r, c]) * synapse[h, 2 * r, c])
-                    bottom = np.float64(np.float32(weights[h, 2 * r + 1, c]) * synapse[h, 2 * r + 1, c])
+                    top = np.float64(np.float32(weights[h, 2 * r, c] & 63) * synapse[h, 2 * r, c])
+                    bottom = np.float64(np.float32(weights[h, 2 * r + 1, c] & 63) * synapse[h, 2 * r + 1, c])
                     exc = top * te + bottom * be
                     inh = top * ti + bottom * bi
                     eff = exc * np.float64(gain_exc[256 * h + c]) - inh * np.float64(gain_inh[256 * h + c])
@@ -432,7 +433,7 @@ def hagen_weights(weights: np.ndarray, synapse: np.ndarray, mode_top: np.ndarray
                   gain_exc: np.ndarray, gain_inh: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """:func:`bss2.hal.emulator.analog.hagen_weights` in one compiled pass (identical values).
 
-    ``weights``/``synapse``: (2, 256, 256) synapse weights and their fixed-pattern factors (float32);
+    ``weights``/``synapse``: (2, 256, 256) synapse weights (uint8, bits 5..0) and their fixed-pattern factors (float32);
     ``mode_top``/``mode_bottom``: (2, 128) row modes; ``gain_exc``/``gain_inh``: (512,) float32 hagen gains;
     ``scale``: (2, 128) float32 driver scales. Returns (2, 128, 256) float32.
     """

@@ -138,7 +138,7 @@ def test_compiled_effective_weights_equal_the_numpy_formula():
     core = emulator.core
     memory = emulator.memory
     params = core.params(memory, emulator.time)
-    weights = rng.integers(0, 64, (2, 256, 256)).astype(np.uint8)
+    weights = rng.integers(0, 256, (2, 256, 256)).astype(np.uint8)  # bits 7..6 (the label side) ignored
     drivers = rng.integers(0, 1 << 16, 256)  # every row mode, offset and flag combination
     results = []
     for which in ("numba", "numpy"):
