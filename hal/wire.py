@@ -543,8 +543,25 @@ def _halves(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pairs[0::2], pairs[1::2]
 
 
+def _empty(dtype: object) -> np.ndarray:
+    array = np.empty(0, dtype)
+    array.flags.writeable = False
+    return array
+
+
+_NO_RESPONSES = {name: _empty(dtype) for name, dtype in (
+    ("read_addresses", np.uint32), ("read_data", np.uint32), ("spike_labels", np.uint16), ("spike_times", np.uint32),
+    ("madc_channels", np.uint8), ("madc_values", np.uint16), ("madc_times", np.uint32), ("error_codes", np.uint8),
+    ("error_opcodes", np.uint8), ("error_indices", np.uint32))}
+_END_ONLY_LIMIT = 64
+
+
 def decode_responses(words: object) -> Responses:
     """Decode a response stream with whole-array operations (Python steps only per run of block headers)."""
+    if isinstance(words, np.ndarray) and words.dtype == _U64 and words.ndim == 1 and 0 < words.size <= _END_ONLY_LIMIT:
+        # the answer of a program without reads or recordings: its END words only (read-only empty fields)
+        if all(word >> 56 == ResponseType.END for word in words.tolist()):
+            return Responses(**_NO_RESPONSES, end_cookies=(words & _MASK32).astype(np.uint32), malformed=0)
     words, is_data, headers, counts, plain_index, plain, kind = _split_blocks(words, ResponseType.BLOCK_DATA)
     histogram = np.bincount(kind, minlength=256)
 

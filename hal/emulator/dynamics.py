@@ -366,6 +366,8 @@ class AnalogCore:
         return DynamicsOutput(samples, labels, times, madc_out[0], madc_out[1], madc_out[2], counter_values)
 
     def _quiet(self, params: NeuronParams) -> bool:
+        if not params.threshold.any():  # nobody can fire
+            return True
         return not bool((params.threshold & ~quiet_mask(self, params)).any())
 
     # ------------------------------------------------------------------------------ background sources

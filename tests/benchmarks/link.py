@@ -250,6 +250,16 @@ def _serve_tcp() -> None:
             conn.sendall(struct.pack("!Q", n))
 
 
+def _serve_emulator() -> None:
+    """What ``bss2-emulator serve`` runs: an emulated chip behind the reliable link, in its own process."""
+    from bss2.comm.server import make_server
+
+    server = make_server(seed=0).start()
+    print(server.address[1], flush=True)
+    while True:
+        time.sleep(3600)
+
+
 def _relay(port: int, loss: float) -> None:
     from bss2.comm.faults import FaultSpec, FaultyRelay
 
@@ -263,7 +273,6 @@ def _relay(port: int, loss: float) -> None:
 def bench_connection(args: argparse.Namespace) -> list[Row]:
     """Round trip of an empty program (END only) through each Connection backend, end to end with run()."""
     from bss2.comm import EmulatorConnection, UdpConnection, ZeroMockConnection, run
-    from bss2.comm.server import make_server
     from bss2.hal import PlaybackProgramBuilder
 
     count = 300 if args.quick else 3000
@@ -275,19 +284,19 @@ def bench_connection(args: argparse.Namespace) -> list[Row]:
             return b""
         return _latency(once, count)
 
-    server = make_server(seed=0).start()
+    server, port = _spawn("--serve-emulator")  # a separate process, as bss2-emulator serve runs
     try:
         for name, connection in (
             ("EmulatorConnection (in process)", EmulatorConnection(seed=0)),
             ("ZeroMockConnection", ZeroMockConnection()),
-            ("UdpConnection -> bss2-emulator serve", UdpConnection(*server.address[:2])),
+            ("UdpConnection -> bss2-emulator serve", UdpConnection("127.0.0.1", port)),
         ):
             with connection:
                 p50, p99 = measure(connection)
             target = "p50 <= 200 us" if name.startswith("Udp") else ""
             rows.append(Row("connection", f"empty program via {name}", p50, "us p50", target, {"p99_us": round(p99, 1)}))
     finally:
-        server.stop()
+        _stop(server)
     return rows
 
 
@@ -313,8 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append", help="run only these")
     parser.add_argument("--serve-udp", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-tcp", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--relay", nargs=2, metavar=("PORT", "LOSS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_emulator:
+        _serve_emulator()
+        return 0
     if args.serve_udp:
         _serve_udp()
         return 0
