@@ -4,8 +4,9 @@ The hagen fast path (:mod:`bss2.hal.emulator.fastpath`) spends its time in place
 express as many passes over large temporaries (or, for small programs, as many small calls): recognising
 the program's structure, accumulating every event of every SPIKES word into a (vector, driver) activation
 matrix, and turning every membrane swing into a CADC sample (saturation bend, temporal noise, baseline,
-clipping, 8-bit quantisation). This module holds single-pass versions of the three, compiled with `numba <https://numba.pydata.org>`_ and run on slices of the batch in a small thread pool
-(the kernels release the GIL). They compute exactly what the numpy passes in ``fastpath`` compute, in the
+clipping, 8-bit quantisation). This module holds single-pass versions of the three (and of the effective
+weights and the weight-update prefix), compiled with `numba <https://numba.pydata.org>`_; they release the
+GIL and, for large batches, run on slices of the batch in a small thread pool. They compute exactly what the numpy passes in ``fastpath`` compute, in the
 same floating-point order, so the two implementations give identical responses; the numpy passes remain
 the fallback where numba cannot be imported, or when ``BSS2_EMULATOR_KERNELS=numpy`` is set.
 
@@ -39,8 +40,8 @@ _M2 = np.uint64(0x94D0_49BB_1331_11EB)
 BINS = 259
 #: status codes of :func:`accumulate`
 OK, BAD_DRIVER, BUS_COLLISION = 0, 1, 2
-#: below this many vectors a call runs in the calling thread: a pool thread competes with the BLAS threads
-#: that keep spinning after the matmul, so smaller programs are faster (and steadier) in one thread
+#: below this many vectors a call runs in the calling thread: smaller programs measured faster (and steadier)
+#: in one thread, likely because a pool thread competes with the BLAS threads that keep spinning after a matmul
 _MIN_PARALLEL = 1536
 
 
