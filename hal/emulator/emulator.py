@@ -138,7 +138,8 @@ class Emulator:
             if control is not None:  # timer, waits, barriers and END on a quiet chip
                 self._set_timing(self.time - t0, int(words.size), int(control.size))
                 return control
-            fast = execute_hagen(self, words)
+            canonical = words.ndim == 1 and words.size > 0 and words[0] == _TIMER_RESET_WORD  # a vector first
+            fast = execute_hagen(self, words) if canonical else None
             if fast is not None:  # a canonical hagen MAC program (see .fastpath)
                 self._set_timing(self.time - t0, int(words.size), int(fast.size))
                 return fast

@@ -190,8 +190,9 @@ def _linear_now(core, params) -> bool:
 
 
 def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, baseline: np.ndarray | None) -> np.ndarray:
-    """Synram ``h``'s effective weights (times the leak ``scale`` between reads) with the baseline row (or
-    zeros) at matmul column 128 of the accumulator (cached per weights, read-only)."""
+    """Synram ``h``'s effective weights (times the leak ``scale`` between reads), read-only and cached per
+    weights: with a ``baseline``, extended by it as the row at the accumulator's column 128 (it rides in the
+    matmul); without, the 128 driver rows alone (the matmul then uses the driver columns only)."""
     cached = getattr(core, "_hagen_extended", None)
     if cached is None or cached[0] is not weights:
         cached = core._hagen_extended = (weights, {})
@@ -199,8 +200,10 @@ def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, ba
     w = cached[1].get(key)
     if w is None:
         w = weights[h] if scale is None else weights[h] * np.float32(scale)
-        extra = baseline[None, :] if baseline is not None else np.zeros((1, 256), np.float32)
-        w = np.concatenate((w, extra) if h == 0 else (extra, w))
+        if baseline is not None:
+            w = np.concatenate((w, baseline[None, :]) if h == 0 else (baseline[None, :], w))
+        elif scale is None:
+            w = w.view()
         w.flags.writeable = False
         if len(cached[1]) >= 16:
             cached[1].clear()
@@ -343,7 +346,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
     _mark(None)
-    products = {k: effective[:, _MATMUL[h]] @ w for k, h, w, _ in reads if enabled[k]}
+    products = {k: effective[:, _MATMUL[h] if fold else _DRIVERS[h]] @ w for k, h, w, _ in reads if enabled[k]}
     _mark("matmul")
     # noise sample (v, k, c) is sample (v * n_r + k) * 256 + c of the words reserved here (64 per read)
     noisy = not fold and cfg.noise_lsb > 0
