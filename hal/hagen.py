@@ -17,14 +17,13 @@ as the fallback (``BSS2_HAGEN_ENCODER=numpy``); both give the same words.
 from __future__ import annotations
 
 import functools
-import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Final
 
 import numpy as np
 
 from . import wire
+from ._numba import load_numba
 from .errors import EncodingError, HalValueError
 from .regmap import REGISTER_MAP
 from .wire import Opcode
@@ -42,7 +41,6 @@ _NEURON_RESET_CYCLES = 16
 
 _U64 = np.uint64
 _B = REGISTER_MAP
-_log = logging.getLogger("bss2.hal")
 NEURON_CONFIG_INTEGRATOR: Final = 0b11 | (63 << 8)  # both synaptic inputs, no leak/threshold/fire, full capacitance
 DRIVER_CONFIG_HAGEN: Final = 1 | (1 << 1) | (2 << 3) | (31 << 5) | (1 << 10) | (1 << 11) | (8 << 12)
 
@@ -252,17 +250,8 @@ def _as_signed(word: object) -> int:
 @functools.lru_cache(maxsize=1)
 def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int]] | None:
     """The compiled encoding pass, or None (numba missing, or ``BSS2_HAGEN_ENCODER=numpy``)."""
-    wanted = os.environ.get("BSS2_HAGEN_ENCODER", "numba").strip().lower()
-    if wanted not in ("numba", "numpy"):
-        raise HalValueError(f"BSS2_HAGEN_ENCODER = {wanted!r}: expected 'numba' or 'numpy'")
-    if wanted == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; this is the degraded fallback
-        _log.warning("numba is not importable: hagen input words are encoded by the (slower) numpy passes")
-        return None
-    return _build_encoder(numba)
+    numba = load_numba("BSS2_HAGEN_ENCODER", "the hagen input encoder")
+    return None if numba is None else _build_encoder(numba)
 
 
 def _build_encoder(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernel

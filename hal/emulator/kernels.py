@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import logging
 import math
 import os
 import threading
@@ -31,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from .._numba import load_numba
 
 GAMMA = np.uint64(0x9E37_79B9_7F4A_7C15)  # SplitMix64 increment (2^64 / golden ratio, odd)
 _M1 = np.uint64(0xBF58_476D_1CE4_E5B9)
@@ -83,17 +82,8 @@ def use(which: str) -> Iterator[None]:
 @functools.lru_cache(maxsize=1)
 def _compiled() -> tuple[Callable[..., object], Callable[..., int], Callable[..., None]] | None:
     """The compiled kernels, or None (numba missing, or the numpy passes requested)."""
-    wanted = os.environ.get("BSS2_EMULATOR_KERNELS", "numba").strip().lower()
-    if wanted not in ("numba", "numpy"):
-        raise ValueError(f"BSS2_EMULATOR_KERNELS = {wanted!r}: expected 'numba' or 'numpy'")
-    if wanted == "numpy":
-        return None
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; this is the degraded fallback
-        log.warning("numba is not importable: the emulator's hagen fast path uses its (slower) numpy passes")
-        return None
-    return _build(numba)
+    numba = load_numba("BSS2_EMULATOR_KERNELS", "the emulator's hagen fast path")
+    return None if numba is None else _build(numba)
 
 
 def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernels
@@ -256,9 +246,7 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
     @jit
     def readout_kernel(product, knee, span, bend, table, key, base, n_reads, read, baseline, out, v0, v1):
         # product: (n_vectors, 256) float32 swings of one read; out: (n_vectors, n_reads, 264) uint8 responses
-        gamma = np.uint64(0x9E3779B97F4A7C15)
-        m1 = np.uint64(0xBF58476D1CE4E5B9)
-        m2 = np.uint64(0x94D049BB133111EB)
+        gamma, m1, m2 = GAMMA, _M1, _M2  # the generator of splitmix64 (globals are compile-time constants)
         noisy = table.size > 0
         swing = np.empty(256, np.float32)
         for v in range(v0, v1):
