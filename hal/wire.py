@@ -560,7 +560,7 @@ def decode_responses(words: object) -> Responses:
     """Decode a response stream with whole-array operations (Python steps only per run of block headers)."""
     if isinstance(words, np.ndarray) and words.dtype == _U64 and words.ndim == 1 and 0 < words.size <= _END_ONLY_LIMIT:
         # the answer of a program without reads or recordings: its END words only (read-only empty fields)
-        if all(word >> 56 == ResponseType.END for word in words.tolist()):
+        if ((words >> _OPCODE_SHIFT) == _U64(ResponseType.END)).all():
             return Responses(**_NO_RESPONSES, end_cookies=(words & _MASK32).astype(np.uint32), malformed=0)
     words, is_data, headers, counts, plain_index, plain, kind = _split_blocks(words, ResponseType.BLOCK_DATA)
     histogram = np.bincount(kind, minlength=256)

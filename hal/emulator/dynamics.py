@@ -135,6 +135,7 @@ class AnalogCore:
         self._routing: RoutingTables | None = None
         self._params: NeuronParams | None = None
         self._weights: np.ndarray | None = None
+        self._derived_cache: tuple[NeuronParams, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
         self._background_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].copy()
         self._reseed_background(memory, time, np.arange(8))
 
@@ -281,8 +282,7 @@ class AnalogCore:
     # ------------------------------------------------------------------------------------------- run
     def run(self, run: DynamicsInput, memory: np.ndarray) -> DynamicsOutput:
         """Simulate one run; return CADC conversions, recorded spikes, MADC samples, counter values."""
-        bg_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].reshape(8, 3).astype(np.int64)
-        background_on = bool((bg_words[:, 0] & 1).any())
+        background_on = background_enabled(memory)
         madc_busy = self.madc_active or bool(run.madc_start.any())
         nothing = (
             run.spike_labels.shape[0] == 0 and run.inject_label.size == 0 and run.reset_instr.size == 0
@@ -315,7 +315,10 @@ class AnalogCore:
                     rec_labels = run.spike_labels.ravel()[rec].astype(np.int64)
                     rec_times = run.spike_time[rec // 3] + (rec % 3) / 3.0
                 return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
-        extra = self._background_events(bg_words, run.t_begin, run.t_end) if background_on else None
+        extra = None
+        if background_on:
+            bg_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].reshape(8, 3).astype(np.int64)
+            extra = self._background_events(bg_words, run.t_begin, run.t_end)
         events, rec_labels, rec_times, output_times = self._route(run, tables, counters_on, extra)
 
         drivers = self._driver_words(memory)
@@ -336,14 +339,28 @@ class AnalogCore:
         return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
 
     def _linear_neurons(self, params: NeuronParams, hemispheres: np.ndarray) -> bool:
-        """Whether the membranes are linear in the inputs: nobody can fire, receiving membranes do not leak,
-        no synaptic current is flowing."""
-        receiving = np.repeat(hemispheres, 256) & (params.exc_input | params.inh_input)
+        """Whether the membranes are linear in the inputs: nobody can fire, receiving membranes (of the given
+        hemispheres) do not leak, no synaptic current is flowing."""
         return (
-            not bool((params.threshold & ~quiet_mask(self, params)).any())
-            and not bool((receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).any())
+            self._quiet(params)
+            and not bool((hemispheres & self._derived(params)[0]).any())
             and not (np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
         )
+
+    def _derived(self, params: NeuronParams) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """What depends on ``params`` alone, cached per parameter set: per hemisphere whether a receiving
+        membrane leaks, fires, adapts or runs away; and the relaxation (rate, target) of every membrane."""
+        cached = self._derived_cache
+        if cached is None or cached[0] is not params:
+            receiving = params.exc_input | params.inh_input
+            nonlinear = (receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).reshape(2, 256).any(axis=1)
+            leak = np.isfinite(params.tau_mem_us)
+            rate = np.where(leak, 1.0 / np.where(leak, params.tau_mem_us, 1.0), self.parasitic_rate * CYCLES_PER_US)
+            target = np.where(leak, params.v_leak, params.v_reset)
+            for array in (nonlinear, rate, target):
+                array.flags.writeable = False
+            cached = self._derived_cache = (params, nonlinear, (rate, target))
+        return cached[1], cached[2]
 
     def _finish(self, memory, run, samples, labels, times, output_times, counters_on, counter_cfg, madc_out=None) -> DynamicsOutput:
         if madc_out is None:
@@ -688,10 +705,9 @@ class AnalogCore:
 
     def _relaxation(self, params: NeuronParams) -> tuple[np.ndarray, np.ndarray]:
         """Per neuron the membrane's relaxation rate (1/us) and target: the leak towards v_leak with tau_mem,
-        or, with the leak disabled, the slow parasitic loss of integrated charge towards v_reset."""
-        leak = np.isfinite(params.tau_mem_us)
-        rate = np.where(leak, 1.0 / np.where(leak, params.tau_mem_us, 1.0), self.parasitic_rate * CYCLES_PER_US)
-        return rate, np.where(leak, params.v_leak, params.v_reset)
+        or, with the leak disabled, the slow parasitic loss of integrated charge towards v_reset (cached per
+        parameter set; read-only use)."""
+        return self._derived(params)[1]
 
     def _input_matrix(self, keys: np.ndarray, params: NeuronParams, memory: np.ndarray) -> np.ndarray:
         """Effect of one event per key ``driver * 64 + label[5:0]``: (K, 3, 256) float32 over the columns of the
@@ -1013,6 +1029,14 @@ class AnalogCore:
 def _slot_ok(run: DynamicsInput) -> np.ndarray:
     """(n, 3) mask of the used label slots of the run's SPIKES words."""
     return np.arange(3)[None, :] < run.spike_counts[:, None]
+
+
+_BACKGROUND_ENABLE = slice(_B["background_spike_source"].base, _B["background_spike_source"].last_address + 1, 3)
+
+
+def background_enabled(memory: np.ndarray) -> bool:
+    """Whether any of the 8 background spike sources is enabled (bit 0 of its first word)."""
+    return bool((memory[_BACKGROUND_ENABLE] & 1).any())
 
 
 def quiet_mask(core: AnalogCore, params: NeuronParams) -> np.ndarray:

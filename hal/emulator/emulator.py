@@ -23,7 +23,7 @@ from ..regmap import REGISTER_MAP
 from ..wire import ErrorCode, Opcode, ResponseType
 from . import kernels
 from .config import EmulatorConfig
-from .dynamics import AnalogCore, DynamicsInput
+from .dynamics import AnalogCore, DynamicsInput, background_enabled
 from .fastpath import execute_hagen
 
 _log = logging.getLogger("bss2.hal")
@@ -185,7 +185,7 @@ class Emulator:
             elif op not in _LOW_PAYLOAD or payload >> 32:
                 return None
         core = self.core
-        if core.madc_active or not core.capmem_settled or (self.memory[_BACKGROUND_ENABLE] & 1).any():
+        if core.madc_active or not core.capmem_settled or background_enabled(self.memory):
             return None
         if not core._quiet(core.params(self.memory, self.time)):
             return None
@@ -747,7 +747,6 @@ _TIMER_RESET_OP, _WAIT_OP, _END_OP = int(wire.Opcode.TIMER_RESET), int(wire.Opco
 _NO_PAYLOAD = frozenset((_TIMER_RESET_OP, int(wire.Opcode.BARRIER)))  # payload must be zero
 _LOW_PAYLOAD = frozenset((_WAIT_OP, _END_OP))  # payload bits 55..32 must be zero
 _END_RESPONSE = int(ResponseType.END) << 56
-_BACKGROUND_ENABLE = slice(REGISTER_MAP["background_spike_source"].base, REGISTER_MAP["background_spike_source"].last_address + 1, 3)
 _NEURON_RESET_WRITE_HEAD = (np.uint64(wire.Opcode.WRITE) << np.uint64(56)) | (np.uint64(REGISTER_MAP["neuron_reset"].base) << np.uint64(32))
 _TIMER_RESET_WORD = wire.encode_timer_reset()[0]
 

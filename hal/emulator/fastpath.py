@@ -24,7 +24,7 @@ from ..regmap import REGISTER_MAP
 from ..wire import Opcode, ResponseType
 from . import kernels
 from .analog import _FLOOR_TOLERANCE, CYCLES_PER_US, saturate
-from .dynamics import quiet_mask
+from .dynamics import background_enabled
 
 _B = REGISTER_MAP
 _U64 = np.uint64
@@ -39,7 +39,7 @@ _MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (wit
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
-_BG_ENABLE = slice(_B["background_spike_source"].base, _B["background_spike_source"].last_address + 1, 3)  # word 0 of each
+_BOTH = np.ones(2, bool)  # both hemispheres
 _CROSSBAR_OUTPUT = _B["crossbar_output_config"].base
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
@@ -165,30 +165,6 @@ def recognise(words: np.ndarray) -> _Shape | None:
     return shape
 
 
-def _static_state(core, params) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per parameter set (cached): the relaxation (rate, target) of every membrane when the closed form's
-    parameter conditions hold (receiving membranes neither leak nor fire, adapt or run away; no membrane
-    drifts towards another level than its reset), else None."""
-    cached = getattr(core, "_hagen_static", None)
-    if cached is not None and cached[0] is params:
-        return cached[1]
-    receiving = params.exc_input | params.inh_input
-    state = None
-    if not (receiving & (params.leak | params.threshold | params.adaptation | params.exponential)).any():
-        rate_all, target_all = core._relaxation(params)
-        if not np.any(target_all - params.v_reset != 0.0):
-            state = (rate_all, target_all)
-    core._hagen_static = (params, state)
-    return state
-
-
-def _linear_now(core, params) -> bool:
-    """The state-dependent rest of ``AnalogCore._linear_neurons``: nobody can fire, no synaptic current flows."""
-    if params.threshold.any() and (params.threshold & ~quiet_mask(core, params)).any():
-        return False
-    return not (np.abs(core.i_exc).max() > 1e-9 or np.abs(core.i_inh).max() > 1e-9)
-
-
 def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, baseline: np.ndarray | None) -> np.ndarray:
     """Synram ``h``'s effective weights (times the leak ``scale`` between reads), read-only and cached per
     weights: with a ``baseline``, extended by it as the row at the accumulator's column 128 (it rides in the
@@ -262,7 +238,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         if (shape.quadrants >> (2 * h)) & 3 != 3:
             return None
     # chip state that the closed form needs (as in AnalogCore.run's hot path)
-    if (memory[_BG_ENABLE] & 1).any() or core.madc_active or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF:
+    if background_enabled(memory) or core.madc_active or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF:
         return None
     _mark("state: registers")
 
@@ -286,10 +262,11 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     tables = core.routing(memory)
     if tables.any_multiple or tables.any_fpga_recorded:
         return None
-    static = _static_state(core, params)
-    if static is None or not _linear_now(core, params):
+    if not core._linear_neurons(params, _BOTH):
         return None
-    rate_all, target_all = static
+    rate_all, target_all = core._relaxation(params)
+    if np.any(target_all != params.v_reset):  # a (non-receiving) neuron leaks towards another level
+        return None
     _mark("params, linear")
     dead = cfg.padi_dead_cycles
     if dead > 0 and step < dead and shape.n_spikes.max() > 1:
@@ -483,7 +460,7 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
     """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
-    effective = _scratch(core, "_hagen_accumulator", (n_v, _BINS))  # every row is overwritten by the kernel
+    effective = _scratch(core, n_v)  # every row is overwritten by the kernel
     rate = core.parasitic_rate
     chunk_start = shape.vector_start[(np.arange(n_v) // _CHUNK) * _CHUNK]
     leak = None
@@ -501,17 +478,16 @@ def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: f
 _SCRATCH_LIMIT = 1 << 23  # bytes of accumulator kept per emulator between programs
 
 
-def _scratch(core, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised float32 array of ``shape``, kept on ``core`` under ``name`` and reused between
-    programs up to a size (fresh pages would cost a page fault each on first touch)."""
-    size = math.prod(shape)
+def _scratch(core, n_vectors: int) -> np.ndarray:
+    """An uninitialised (n_vectors, 259) float32 accumulator, reused between programs up to a size (fresh
+    pages would cost a page fault each on first touch)."""
+    size = n_vectors * _BINS
     if size * 4 > _SCRATCH_LIMIT:
-        return np.empty(shape, np.float32)
-    buffer = getattr(core, name, None)
+        return np.empty((n_vectors, _BINS), np.float32)
+    buffer = getattr(core, "_hagen_scratch", None)
     if buffer is None or buffer.size < size:
-        buffer = np.empty(max(size, 1 << 14), np.float32)
-        setattr(core, name, buffer)
-    return buffer[:size].reshape(shape)
+        buffer = core._hagen_scratch = np.empty(max(size, 64 * _BINS), np.float32)
+    return buffer[:size].reshape(n_vectors, _BINS)
 
 
 _LEAK_TABLES: dict[float, np.ndarray] = {}
