@@ -420,22 +420,30 @@ class JITExecutor:
             values.update(sums.results())
             level_record.stages["postprocess"] = level_record.stages.get("postprocess", 0.0) + time.perf_counter() - started
 
-    def _run_single(self, program_tiles: tuple[int, list[Tile]], images: Mapping[int, Mapping[int, np.ndarray]] | None,
-                    values: dict[int, Any], info: ExecutionInfo, sums: _Sums | None) -> None:
-        """A level of one program: nothing to overlap with, so it is built and run on this thread."""
-        chip, group = program_tiles
+    def _build(self, chip: int, group: list[Tile], images: Mapping[int, Mapping[int, np.ndarray]] | None,
+               cache: dict[Any, np.ndarray] | None = None) -> tuple[BuiltProgram, InstanceRecord]:
+        """The program of ``group`` on ``chip`` and its record (build time, configuration words); a failure
+        other than bad inputs (raised before the chip state changed) drops the chip's cached state and raises
+        :class:`ExecutionFailed` naming the instance, chip and stage."""
         record = InstanceRecord(instance=group[0].instance, chip=chip)
         started = time.perf_counter()
         try:
-            program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF,
+            program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache,
                                     images=images[chip] if images is not None else None)
         except InputError:
-            raise  # raised before the chip state changed
+            raise
         except Exception as error:
             self._states[chip].invalidate()
             raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
         record.stages["build"] = time.perf_counter() - started
         record.config_words = program.config_words
+        return program, record
+
+    def _run_single(self, program_tiles: tuple[int, list[Tile]], images: Mapping[int, Mapping[int, np.ndarray]] | None,
+                    values: dict[int, Any], info: ExecutionInfo, sums: _Sums | None) -> None:
+        """A level of one program: nothing to overlap with, so it is built and run on this thread."""
+        chip, group = program_tiles
+        program, record = self._build(chip, group, images)
         try:
             outputs = self._execute(chip, program, record)
         except BaseException:
@@ -480,18 +488,7 @@ class JITExecutor:
                     collect(chip)
                 if failure is not None:
                     break
-                record = InstanceRecord(instance=group[0].instance, chip=chip)
-                started = time.perf_counter()
-                try:
-                    program = build_program(self._states[chip], group, next(_cookies) & 0xFFFF_FFFF, cache=cache,
-                                            images=images[chip] if images is not None else None)
-                except InputError:
-                    raise  # raised before the chip state changed
-                except Exception as error:
-                    self._states[chip].invalidate()
-                    raise ExecutionFailed(str(error), instance=group[0].instance, chip=chip, stage="build") from error
-                record.stages["build"] = time.perf_counter() - started
-                record.config_words = program.config_words
+                program, record = self._build(chip, group, images, cache)
                 pending[chip].append((self._workers[chip].submit(self._execute, chip, program, record), chip, record))
         finally:
             # collect every submitted program even if building a later one failed
