@@ -217,11 +217,16 @@ class Emulator:
         if (words[stop + 1] & np.uint64(0xFFFF_FFFF_0000_0000)) != _NEURON_RESET_WRITE_HEAD:
             return None
         stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory)
-        end_time = self.time + self.config.instruction_cycles * float(instructions + data_words)
+        self._synapses_stored(instructions + data_words)
+        return stop
+
+    def _synapses_stored(self, words_issued: float) -> None:
+        """After synapse writes of ``words_issued`` instruction and data words: only the weight caches depend
+        on them; each word takes ``instruction_cycles``."""
+        end_time = self.time + self.config.instruction_cycles * float(words_issued)
         self.core.synapses_written()
         self.time = end_time
         self.core.settle_to(end_time)
-        return stop
 
     def _execute_synapse_writes(self, words: np.ndarray) -> np.ndarray | None:
         """A prefix of nothing but complete WRITE/WRITE_BLOCK instructions into the synapse array (the
@@ -246,12 +251,8 @@ class Emulator:
         keep = _last_writes(addresses)
         if keep is not None:
             addresses, data = addresses[keep], data[keep]
-        cycles = self.config.instruction_cycles
-        end_time = self.time + cycles * (opcode.size + float(np.ceil(stream.block_counts / 2).sum()))
         self.memory[addresses] = data
-        self.core.synapses_written()
-        self.time = end_time
-        self.core.settle_to(end_time)
+        self._synapses_stored(opcode.size + float(np.ceil(stream.block_counts / 2).sum()))
         return np.empty(0, np.uint64)
 
     def _execute_general(self, words: np.ndarray) -> np.ndarray:
