@@ -151,6 +151,8 @@ class ChipState:
         self._physical: collections.OrderedDict[tuple[int, int, int], tuple[np.ndarray, ...]] = collections.OrderedDict()
         # whole-plane blocks of remembered physical weights; valid while the bits above the weights stay
         self._blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        # (id, id) of two remembered physical weights -> (both, the number of quads in which they differ)
+        self._changed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
         self._upper_fixed = False
 
     @property
@@ -428,10 +430,21 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
     if old is None:
         old = plane & np.uint8(0x3F)
     state._planes[synram] = physical
-    changed = np.flatnonzero(physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1))  # per quad
-    if changed.size == 0:
-        return np.empty(0, np.uint64)
-    if 2 * changed.size > _PLANE_WORDS:
+    differs = None
+    pair = (id(old), id(physical))
+    known = state._changed.get(pair)  # two immutable planes differ in a fixed number of quads
+    if known is not None and known[0] is old and known[1] is physical:
+        n_changed = known[2]
+    else:
+        differs = physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1)  # per quad
+        n_changed = int(np.count_nonzero(differs))  # counted first: positions are needed only for a diff
+        if not (old.flags.writeable or physical.flags.writeable):
+            if len(state._changed) >= 2 * _PHYSICAL_CACHE:
+                state._changed.pop(next(iter(state._changed)))
+            state._changed[pair] = (old, physical, n_changed)
+    if n_changed == 0:
+        return _NO_WORDS
+    if 2 * n_changed > _PLANE_WORDS:
         block = state._blocks.get((id(physical), synram))
         if block is not None and block[0] is physical:
             return block[1]
@@ -446,6 +459,9 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
                 state._blocks.pop(next(iter(state._blocks)))
             state._blocks[(id(physical), synram)] = (physical, block)
         return block
+    if differs is None:
+        differs = physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1)
+    changed = np.flatnonzero(differs)
     words = _plane_words(plane, physical)
     return encode_runs(start + changed, words[changed])
 

@@ -153,29 +153,37 @@ def neuron_params(config: EmulatorConfig, pattern: FixedPattern, capmem: np.ndar
     )
 
 
-def hagen_weights(config: EmulatorConfig, pattern: FixedPattern, params: NeuronParams, weights: np.ndarray, driver_words: np.ndarray) -> np.ndarray:
+def hagen_coefficients(config: EmulatorConfig, pattern: FixedPattern, params: NeuronParams, driver_words: np.ndarray) -> np.ndarray:
+    """Effective hagen-mode weight per unit synapse weight, (2, 2, 128, 256) float32: per synram, per row of
+    a driver (0: top, 1: bottom), per driver and column.
+
+    It is the synapse's fixed-pattern factor, times the row mode's sign through the column neuron's gain
+    (excitatory gain if the mode's bit 0 is set, minus the inhibitory gain if its bit 1 is set), times the
+    driver's relative pulse length (:func:`driver_scale`); computed in float64 and rounded once. It depends
+    on the neuron parameters and the driver configuration only, not on the weights.
+    """
+    modes = (((driver_words >> 1) & 3).reshape(2, 128), ((driver_words >> 3) & 3).reshape(2, 128))  # top, bottom
+    scale = driver_scale(config, pattern, driver_words).reshape(2, 128, 1)
+    gain_exc = params.hagen_exc.reshape(2, 1, 256).astype(np.float64)
+    gain_inh = params.hagen_inh.reshape(2, 1, 256).astype(np.float64)
+    out = np.empty((2, 2, 128, 256), dtype=np.float32)
+    for half, mode in enumerate(modes):
+        signed = (mode & 1)[:, :, None] * gain_exc - ((mode >> 1) & 1)[:, :, None] * gain_inh
+        out[:, half] = pattern.synapse[:, half::2, :] * signed * scale
+    return out
+
+
+def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """Effective hagen-mode weight of every (driver, column): LSB per unit activation, (2, 128, 256) float32.
 
-    ``weights`` (2, 256, 256) uint8 hold the 6-bit synapse weights in bits 5..0 (higher bits are ignored); a
-    driver's top row adds with its row mode's sign
-    through the column neuron's excitatory or inhibitory gain, likewise its bottom row.
+    ``weights`` (2, 256, 256) uint8 hold the 6-bit synapse weights in bits 5..0 (higher bits are ignored);
+    a driver's effective weight is ``w_top * c_top + w_bottom * c_bottom`` in float32 with the
+    :func:`hagen_coefficients` ``c`` of its two rows.
     """
-    mode_top = ((driver_words >> 1) & 3).reshape(2, 128)
-    mode_bottom = ((driver_words >> 3) & 3).reshape(2, 128)
-    scale = driver_scale(config, pattern, driver_words).reshape(2, 128)
     if kernels.mode() == "numba":  # the same operations in one compiled pass
-        return kernels.hagen_weights(weights, pattern.synapse, mode_top, mode_bottom, params.hagen_exc.astype(np.float32),
-                                     params.hagen_inh.astype(np.float32), scale.astype(np.float32))
-    out = np.empty((2, 128, 256), dtype=np.float32)
-    for h in range(2):  # two synrams
-        w = (weights[h] & 63).astype(np.float32) * pattern.synapse[h]
-        top, bottom = w[0::2], w[1::2]
-        exc = top * (mode_top[h] & 1)[:, None] + bottom * (mode_bottom[h] & 1)[:, None]
-        inh = top * ((mode_top[h] >> 1) & 1)[:, None] + bottom * ((mode_bottom[h] >> 1) & 1)[:, None]
-        columns = slice(h * 256, (h + 1) * 256)
-        eff = exc * params.hagen_exc[columns].astype(np.float32) - inh * params.hagen_inh[columns].astype(np.float32)
-        out[h] = eff * scale[h][:, None].astype(np.float32)
-    return out
+        return kernels.hagen_weights(weights, coefficients)
+    w = (weights & np.uint8(63)).astype(np.float32)
+    return w[:, 0::2] * coefficients[:, 0] + w[:, 1::2] * coefficients[:, 1]
 
 
 def driver_scale(config: EmulatorConfig, pattern: FixedPattern, driver_words: np.ndarray) -> np.ndarray:

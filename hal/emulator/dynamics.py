@@ -23,6 +23,7 @@ from .analog import (
     FixedPattern,
     NeuronParams,
     NoiseSource,
+    hagen_coefficients,
     hagen_weights,
     driver_scale,
     neuron_params,
@@ -132,15 +133,18 @@ class AnalogCore:
         self.counters = np.zeros(12, dtype=np.int64)
         self.background_origin = np.full(8, time)
         self.background_rng = [np.random.default_rng([1, s]) for s in range(8)]
+        self.generation = getattr(self, "generation", 0) + 1  # changes with every register write (see config_written)
         self._routing: RoutingTables | None = None
         self._params: NeuronParams | None = None
         self._weights: np.ndarray | None = None
+        self._coefficients: tuple[NeuronParams, np.ndarray] | None = None  # of the effective weights (per parameter set)
         self._derived_cache: tuple[NeuronParams, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
         self._background_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].copy()
         self._reseed_background(memory, time, np.arange(8))
 
     def config_written(self, memory: np.ndarray, addresses: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
         """Invalidate caches touched by register writes; start CapMem settling of written cells."""
+        self.generation += 1
         touched = set()
         for group, blocks in _GROUPS.items():
             for name in blocks:
@@ -153,6 +157,7 @@ class AnalogCore:
             self._params = None
         if touched & {"neurons", "synapses"}:
             self._weights = None
+            self._coefficients = None
         in_capmem = (addresses >= _CAPMEM.base) & (addresses <= _CAPMEM.last_address)
         if in_capmem.any():
             cells = addresses[in_capmem] - _CAPMEM.base
@@ -163,6 +168,7 @@ class AnalogCore:
             self.capmem_settled = False
             self._params = None
             self._weights = None
+            self._coefficients = None
         if "background" in touched:
             lo, hi = _range("background_spike_source")
             sources = np.unique((addresses[(addresses >= lo) & (addresses <= hi)] - lo) // 3)
@@ -196,6 +202,7 @@ class AnalogCore:
             self.capmem_settled = True
             self._params = None
             self._weights = None
+            self._coefficients = None
 
     # -------------------------------------------------------------------------------- derived tables
     def params(self, memory: np.ndarray, time: float) -> NeuronParams:
@@ -207,6 +214,7 @@ class AnalogCore:
                 memory[_B["neuron_backend_config"].base : _B["neuron_backend_config"].base + 512].astype(np.int64),
             )
             self._weights = None
+            self._coefficients = None
         return self._params
 
     def routing(self, memory: np.ndarray) -> RoutingTables:
@@ -236,10 +244,15 @@ class AnalogCore:
         return weights, labels
 
     def hagen_weights(self, memory: np.ndarray, params: NeuronParams) -> np.ndarray:
+        """Effective hagen weights (see :func:`.analog.hagen_weights`), cached until the synapses, the neuron
+        parameters or the drivers change; their coefficients are kept while only the synapses change."""
         if self._weights is None:
+            coefficients = self._coefficients
+            if coefficients is None or coefficients[0] is not params:
+                coefficients = self._coefficients = (params, hagen_coefficients(self.config, self.pattern, params, self._driver_words(memory)))
             base = _B["synapse_quad"].base
             raw = memory[base : base + 32768].view(np.uint8).reshape(2, 256, 256)  # weight bits 5..0 (masked inside)
-            self._weights = hagen_weights(self.config, self.pattern, params, raw, self._driver_words(memory))
+            self._weights = hagen_weights(raw, coefficients[1])
         return self._weights
 
     # ---------------------------------------------------------------------------------------- routing
@@ -344,8 +357,12 @@ class AnalogCore:
         return (
             self._quiet(params)
             and not bool((hemispheres & self._derived(params)[0]).any())
-            and not (np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
+            and not self.currents_flowing()
         )
+
+    def currents_flowing(self) -> bool:
+        """Whether a synaptic current is still flowing into some membrane."""
+        return bool(np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
 
     def _derived(self, params: NeuronParams) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """What depends on ``params`` alone, cached per parameter set: per hemisphere whether a receiving

@@ -216,7 +216,8 @@ class Emulator:
             return None
         if (words[stop + 1] & np.uint64(0xFFFF_FFFF_0000_0000)) != _NEURON_RESET_WRITE_HEAD:
             return None
-        stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory)
+        stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory,
+                                                              checked=True)
         self._synapses_stored(instructions + data_words)
         return stop
 

@@ -39,7 +39,6 @@ _MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (wit
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
-_BOTH = np.ones(2, bool)  # both hemispheres
 _CROSSBAR_OUTPUT = _B["crossbar_output_config"].base
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
@@ -220,6 +219,54 @@ def _recognise_compiled(words: np.ndarray) -> _Shape | None:
     return shape
 
 
+class _Context:
+    """What the closed form needs from the registers and the neuron parameters alone, computed once per
+    register generation (:attr:`AnalogCore.generation`), parameter set and routing table (see :func:`_context`).
+
+    ``usable``: no background source, no crossbar output, one hagen driver per label and none recorded by the
+    FPGA, no receiving membrane that leaks, fires, adapts or runs away, every membrane relaxing towards its
+    reset; ``may_fire``: some neuron has its threshold enabled (then the membranes are checked per program);
+    per hemisphere the CADC conversion cycles and enable bit; per CADC row the baseline (128 + channel offset
+    + reset level); per synram the saturation knees and whether any column bends.
+    """
+
+    __slots__ = ("usable", "may_fire", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all")
+
+
+def _context(emulator, params, tables) -> _Context:
+    core = emulator.core
+    cached = getattr(core, "_hagen_context", None)
+    if cached is not None and cached[0] == core.generation and cached[1] is params and cached[2] is tables:
+        return cached[3]
+    memory = emulator.memory
+    cfg = emulator.config
+    context = _Context()
+    nonlinear = core._derived(params)[0]
+    context.rate_all, context.target_all = core._relaxation(params)
+    context.usable = not (
+        background_enabled(memory) or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF or tables.any_multiple or tables.any_fpga_recorded
+        or bool(nonlinear.any()) or bool(np.any(context.target_all != params.v_reset))
+    )
+    context.may_fire = bool(params.threshold.any())
+    context.tables = tables
+    ic = float(cfg.instruction_cycles)
+    cadc = [int(memory[_CADC_CONFIG + h]) for h in (0, 1)]
+    context.conv = [ic + cfg.cadc_conversion_cycles + ((c >> 8) & 0xFF) + ((c >> 16) & 0xFF) for c in cadc]
+    context.enabled = [bool(c & 1) for c in cadc]
+    v_reset = params.v_reset.reshape(2, 256).astype(np.float32)
+    offsets = memory[_CADC_CHANNEL : _CADC_CHANNEL + 1024].astype(np.uint8).view(np.int8).reshape(4, 256).astype(np.float32)
+    context.baseline = [offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[row // 2] for row in range(4)]
+    for baseline in context.baseline:
+        baseline.flags.writeable = False
+    context.knee = core.pattern.knee.reshape(2, 256)
+    context.bends = [bool(np.isfinite(context.knee[h]).any()) for h in (0, 1)]  # per synram: does any column bend
+    # without saturation and noise the baseline (128 + channel offset + v_reset) rides in the matmul: a
+    # column of ones in the accumulator times a baseline row appended to the weights
+    context.fold = cfg.noise_lsb <= 0 and not any(context.bends)
+    core._hagen_context = (core.generation, params, tables, context)
+    return context
+
+
 def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     """Responses of a canonical hagen program, or None when the general path must run."""
     _mark(None)
@@ -231,25 +278,25 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     memory = emulator.memory
     cfg = emulator.config
     rows = shape.rows
-    hemispheres = rows // 2
     read_h = [int(r) // 2 for r in rows.tolist()]
     # every read hemisphere is reset (both quadrants) before each vector
     for h in set(read_h):
         if (shape.quadrants >> (2 * h)) & 3 != 3:
             return None
+    t0 = emulator.time
+    ic = float(cfg.instruction_cycles)
+    params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
+    context = _context(emulator, params, core.routing(memory))
     # chip state that the closed form needs (as in AnalogCore.run's hot path)
-    if background_enabled(memory) or core.madc_active or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF:
+    if not context.usable or core.madc_active or (context.may_fire and not core._quiet(params)) or core.currents_flowing():
         return None
-    _mark("state: registers")
+    _mark("state")
 
     # timeline (model cycles, integers: exact in float64), per read and per vector
-    ic = float(cfg.instruction_cycles)
     rc = float(cfg.neuron_reset_cycles)
-    cadc_cfg = [int(memory[_CADC_CONFIG + h]) for h in (0, 1)]
-    conv = [ic + cfg.cadc_conversion_cycles + ((cadc_cfg[h] >> 8) & 0xFF) + ((cadc_cfg[h] >> 16) & 0xFF) for h in read_h]
+    conv = [context.conv[h] for h in read_h]
     read_offset = [sum(conv[:k]) for k in range(len(conv))]
     step = ic + shape.delay
-    t0 = emulator.time
     pre = 2 * ic + rc
     first_read = np.maximum(shape.n_spikes * step + (pre + ic), shape.targets)  # relative to the vector's start
     length = first_read + float(sum(conv))
@@ -257,17 +304,6 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     vector_time = (vector_end_time - length) + t0
     end_time = t0 + float(vector_end_time[-1]) + (ic if shape.end_cookie is not None else 0.0)
     t_read0 = vector_time + first_read
-    _mark("timeline")
-    params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
-    tables = core.routing(memory)
-    if tables.any_multiple or tables.any_fpga_recorded:
-        return None
-    if not core._linear_neurons(params, _BOTH):
-        return None
-    rate_all, target_all = core._relaxation(params)
-    if np.any(target_all != params.v_reset):  # a (non-receiving) neuron leaks towards another level
-        return None
-    _mark("params, linear")
     dead = cfg.padi_dead_cycles
     if dead > 0 and step < dead and shape.n_spikes.max() > 1:
         return None
@@ -284,9 +320,9 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         t_first = vector_time + pre + shape.delay
         exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
         factor = np.exp(exponent).astype(np.float32)
-    _mark("state checks, timeline")
+    _mark("timeline")
     compiled = kernels.mode() == "numba"
-    effective = (_accumulate_compiled if compiled else _accumulate)(core, words, shape, tables, step, dead > 0, factor)
+    effective = (_accumulate_compiled if compiled else _accumulate)(core, words, shape, context.tables, step, dead > 0, factor)
     if effective is None:
         return None
     # quadrants that are never reset: they may only relax (no input), else the general path integrates them
@@ -294,31 +330,25 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         if (shape.quadrants >> (2 * h)) & 3 != 3 and effective[:, _DRIVERS[h]].any():
             return None
     weights = core.hagen_weights(memory, params)
+    _mark("effective weights")
     n_v, n_r = shape.n_vectors, shape.reads
     has_end = shape.end_cookie is not None
     out = np.empty(n_v * n_r * 33 + int(has_end), dtype=_U64)
     body = out[: n_v * n_r * 33].reshape(n_v, n_r, 33)
     samples_u8 = body.view(np.uint8).reshape(n_v, n_r, 264)
-    v_reset = params.v_reset.reshape(2, 256).astype(np.float32)
-    knee = core.pattern.knee.reshape(2, 256)
-    offsets = memory[_CADC_CHANNEL : _CADC_CHANNEL + 1024].astype(np.uint8).view(np.int8).reshape(4, 256).astype(np.float32)
-    for k in range(n_r):
-        body[:, k, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads[k]
-    enabled = [bool(memory[_CADC_CONFIG + int(h)] & 1) for h in hemispheres]
-    # without saturation and noise the baseline (128 + channel offset + v_reset) rides in the matmul: a
-    # column of ones in the accumulator times a baseline row appended to the weights
-    bends = getattr(core.pattern, "knee_finite", None)
-    if bends is None:  # per synram: does any column bend (a fixed property of the chip)
-        bends = core.pattern.knee_finite = [bool(np.isfinite(knee[h]).any()) for h in (0, 1)]
-    fold = cfg.noise_lsb <= 0 and not any(bends)
+    body[:, :, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads
+    knee = context.knee
+    bends = context.bends
+    fold = context.fold
     effective[:, 128] = 1.0 if fold else 0.0
     reads = []
-    for k in range(n_r):  # per read: its weights (with the leak between the reads) and its baseline
-        row, h = int(rows[k]), int(hemispheres[k])
+    enabled = []
+    for k, (row, h) in enumerate(zip(rows.tolist(), read_h)):  # per read: its weights (with the leak between the reads) and its baseline
         scale = math.exp(-read_offset[k] * rate) if rate > 0 and read_offset[k] > 0 else None
-        baseline = offsets[row] + np.float32(128.0 + _FLOOR_TOLERANCE) + v_reset[h]
+        baseline = context.baseline[row]
         w = _extended_weights(core, weights, h, scale, baseline if fold else None)
         reads.append((k, h, w, None if fold else baseline))
+        enabled.append(context.enabled[h])
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
@@ -358,8 +388,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             np.clip(swing, 0.0, 255.0, out=swing)
             samples_u8[c0:c1, k, 8:] = swing
             _mark("offsets, clip, quantise")
-    for k in range(n_r):  # the latest conversion of each row stays readable
-        row = int(rows[k])
+    for k, row in enumerate(rows.tolist()):  # the latest conversion of each row stays readable
         memory[_CADC_SAMPLES + 64 * row : _CADC_SAMPLES + 64 * (row + 1)] = samples_u8[-1, k, 8:].copy().view("<u4")
     if has_end:
         out[-1] = _U64(_END_HEADER | shape.end_cookie)
@@ -378,9 +407,9 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             if reset[half]:
                 core.v[j] = params.v_reset[j] + charge[128 * half : 128 * (half + 1)].astype(np.float64)
             else:  # relaxation of the stored membrane
-                f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * rate_all[j])
+                f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * context.rate_all[j])
                 v_start = core.v[j]
-                core.v[j] = v_start + (target_all[j] - v_start) * (1.0 - f)
+                core.v[j] = v_start + (context.target_all[j] - v_start) * (1.0 - f)
     if core.w_adapt.any():
         core.w_adapt *= np.exp(-(end_time - core.t_state) / (params.tau_adaptation_us * CYCLES_PER_US))
     core.t_state = end_time

@@ -271,22 +271,14 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
 
     @jit
-    def hagen_weights_kernel(weights, synapse, mode_top, mode_bottom, gain_exc, gain_inh, scale, out):
-        # the float64 operation sequence of analog.hagen_weights (bit-identical results), one pass
+    def hagen_weights_kernel(weights, coefficients, out):
+        # analog.hagen_weights: w_top * c_top + w_bottom * c_bottom in float32 (no contraction: identical values)
         for h in range(2):
             for r in range(128):
-                te = np.float64(mode_top[h, r] & 1)
-                ti = np.float64((mode_top[h, r] >> 1) & 1)
-                be = np.float64(mode_bottom[h, r] & 1)
-                bi = np.float64((mode_bottom[h, r] >> 1) & 1)
-                s = np.float64(scale[h, r])
                 for c in range(256):
-                    top = np.float64(np.float32(weights[h, 2 * r, c] & 63) * synapse[h, 2 * r, c])
-                    bottom = np.float64(np.float32(weights[h, 2 * r + 1, c] & 63) * synapse[h, 2 * r + 1, c])
-                    exc = top * te + bottom * be
-                    inh = top * ti + bottom * bi
-                    eff = exc * np.float64(gain_exc[256 * h + c]) - inh * np.float64(gain_inh[256 * h + c])
-                    out[h, r, c] = np.float32(eff * s)
+                    top = np.float32(weights[h, 2 * r, c] & 63) * coefficients[h, 0, r, c]
+                    bottom = np.float32(weights[h, 2 * r + 1, c] & 63) * coefficients[h, 1, r, c]
+                    out[h, r, c] = top + bottom
 
     @jit
     def write_prefix_kernel(words, write, block, lo, hi, apply, memory):
@@ -402,15 +394,17 @@ def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: n
     return max(int(s) for s in status)
 
 
-def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memory: np.ndarray | None = None) -> tuple[int, int, int]:
+def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memory: np.ndarray | None = None,
+                 checked: bool = False) -> tuple[int, int, int]:
     """The leading WRITE/WRITE_BLOCK instructions of ``words`` (opcodes ``ops``), all into addresses
     ``lo..hi``: (index of the first other instruction, number of write instructions, number of block data
     words), or ``(-1, 0, 0)`` when a write leaves the range or a block is malformed or truncated (nothing
-    stored). With ``memory`` (uint32 register image), the writes are stored in program order."""
+    stored). With ``memory`` (uint32 register image), the writes are stored in program order; ``checked``
+    says that a call without ``memory`` has just validated these very words (the pass is not repeated)."""
     kernel = _compiled()[4]
     apply = memory is not None
     image = memory if apply else np.zeros(0, np.uint32)
-    if apply:  # validate before anything changes
+    if apply and not checked:  # validate before anything changes
         stop = kernel(words, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, False, image)
         if stop[0] < 0:
             return -1, 0, 0
@@ -418,16 +412,14 @@ def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memo
     return int(stop), int(instructions), int(data_words)
 
 
-def hagen_weights(weights: np.ndarray, synapse: np.ndarray, mode_top: np.ndarray, mode_bottom: np.ndarray,
-                  gain_exc: np.ndarray, gain_inh: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     """:func:`bss2.hal.emulator.analog.hagen_weights` in one compiled pass (identical values).
 
-    ``weights``/``synapse``: (2, 256, 256) synapse weights (uint8, bits 5..0) and their fixed-pattern factors (float32);
-    ``mode_top``/``mode_bottom``: (2, 128) row modes; ``gain_exc``/``gain_inh``: (512,) float32 hagen gains;
-    ``scale``: (2, 128) float32 driver scales. Returns (2, 128, 256) float32.
+    ``weights``: (2, 256, 256) synapse weights (uint8, bits 5..0); ``coefficients``: (2, 2, 128, 256) float32
+    from :func:`~bss2.hal.emulator.analog.hagen_coefficients`. Returns (2, 128, 256) float32.
     """
     out = np.empty((2, 128, 256), np.float32)
-    _compiled()[3](weights, synapse, mode_top, mode_bottom, gain_exc, gain_inh, scale, out)
+    _compiled()[3](weights, coefficients, out)
     return out
 
 

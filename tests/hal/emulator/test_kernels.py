@@ -131,7 +131,7 @@ def test_compiled_recogniser_recognises_what_the_numpy_recogniser_does(data):
 
 @needs_numba
 def test_compiled_effective_weights_equal_the_numpy_formula():
-    from bss2.hal.emulator.analog import hagen_weights
+    from bss2.hal.emulator.analog import hagen_coefficients, hagen_weights
 
     rng = np.random.default_rng(14)
     emulator = Emulator(seed=5)
@@ -140,12 +140,37 @@ def test_compiled_effective_weights_equal_the_numpy_formula():
     params = core.params(memory, emulator.time)
     weights = rng.integers(0, 256, (2, 256, 256)).astype(np.uint8)  # bits 7..6 (the label side) ignored
     drivers = rng.integers(0, 1 << 16, 256)  # every row mode, offset and flag combination
+    coefficients = hagen_coefficients(emulator.config, core.pattern, params, drivers)
     results = []
     for which in ("numba", "numpy"):
         with kernels.use(which):
-            results.append(hagen_weights(emulator.config, core.pattern, params, weights, drivers))
+            results.append(hagen_weights(weights, coefficients))
     assert results[0].dtype == np.float32 and results[0].shape == (2, 128, 256)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_effective_weight_follows_row_modes_gains_and_driver_scale():
+    """CHIP.md: a driver's two rows add their weight times the pulse length into the column; a row's mode
+    picks the excitatory gain, minus the inhibitory one, or both, or nothing."""
+    from bss2.hal.emulator.analog import driver_scale, hagen_coefficients, hagen_weights
+
+    rng = np.random.default_rng(16)
+    emulator = Emulator(seed=6)
+    core = emulator.core
+    params = core.params(emulator.memory, emulator.time)
+    weights = rng.integers(0, 256, (2, 256, 256)).astype(np.uint8)
+    drivers = rng.integers(0, 1 << 16, 256)
+    effective = hagen_weights(weights, hagen_coefficients(emulator.config, core.pattern, params, drivers))
+    scale = driver_scale(emulator.config, core.pattern, drivers).reshape(2, 128)
+    exc, inh = params.hagen_exc.reshape(2, 256), params.hagen_inh.reshape(2, 256)
+    for h, r in [(0, 0), (0, 77), (1, 5), (1, 127)]:
+        expected = np.zeros(256)
+        for half, shift in ((0, 1), (1, 3)):
+            mode = (int(drivers[128 * h + r]) >> shift) & 3
+            sign_gain = (mode & 1) * exc[h] - (mode >> 1) * inh[h]
+            row = 2 * r + half
+            expected += (weights[h, row] & 63) * core.pattern.synapse[h, row].astype(np.float64) * sign_gain
+        np.testing.assert_allclose(effective[h, r], expected * scale[h, r], rtol=1e-6, atol=1e-9)
 
 
 @needs_numba
