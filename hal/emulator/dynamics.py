@@ -120,9 +120,11 @@ class AnalogCore:
         self.capmem_start = np.zeros(n)
         self.capmem_time = np.zeros(n)
         self.capmem_settled = True
+        self._v_pending: tuple | None = None
         self.v = np.zeros(N_NEURONS)
         self.i_exc = np.zeros(N_NEURONS)
         self.i_inh = np.zeros(N_NEURONS)
+        self._currents: bool | None = False  # whether a synaptic current flows (None: not known)
         self.w_adapt = np.zeros(N_NEURONS)
         self.refractory_until = np.full(N_NEURONS, -np.inf)
         self.t_state = time
@@ -141,6 +143,29 @@ class AnalogCore:
         self._derived_cache: tuple[NeuronParams, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
         self._background_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].copy()
         self._reseed_background(memory, time, np.arange(8))
+
+    @property
+    def v(self) -> np.ndarray:
+        """Membrane potentials (LSB above 0), float64 per neuron; a deferred hagen result is computed first."""
+        if self._v_pending is not None:
+            effective, weights, tail, v_reset = self._v_pending
+            self._v_pending = None
+            charge = np.concatenate((effective[0:128] @ weights[0], effective[129:257] @ weights[1]))
+            if tail is not None:
+                charge *= np.float32(tail)
+            self._v = v_reset + charge.astype(np.float64)
+        return self._v
+
+    @v.setter
+    def v(self, value: np.ndarray) -> None:
+        self._v_pending = None
+        self._v = value
+
+    def defer_membranes(self, effective: np.ndarray, weights: np.ndarray, tail: float | None, v_reset: np.ndarray) -> None:
+        """Every membrane ends at ``v_reset`` plus the charge of the accumulator row ``effective`` (one vector's
+        activation per column, see :data:`kernels.BINS`) through the effective hagen ``weights``, times the
+        leak factor ``tail``: computed when the membranes are next looked at (most programs never do)."""
+        self._v_pending = (effective, weights, tail, v_reset)
 
     def config_written(self, memory: np.ndarray, addresses: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
         """Invalidate caches touched by register writes; start CapMem settling of written cells."""
@@ -362,7 +387,9 @@ class AnalogCore:
 
     def currents_flowing(self) -> bool:
         """Whether a synaptic current is still flowing into some membrane."""
-        return bool(np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
+        if self._currents is None:  # known since the last stepped run (the only place they change)
+            self._currents = bool(np.abs(self.i_exc).max() > 1e-9 or np.abs(self.i_inh).max() > 1e-9)
+        return self._currents
 
     def _derived(self, params: NeuronParams) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """What depends on ``params`` alone, cached per parameter set: per hemisphere whether a receiving
@@ -834,6 +861,7 @@ class AnalogCore:
         spike_neurons: list[np.ndarray] = []
 
         v, i_exc, i_inh, w = self.v, self.i_exc, self.i_inh, self.w_adapt
+        self._currents = None  # the synaptic currents change here
         refractory = np.maximum(np.ceil((self.refractory_until - t0) / dt), 0).astype(np.int64)
         any_refractory = bool(refractory.any())
         check_threshold = bool(np.isfinite(v_th).any())

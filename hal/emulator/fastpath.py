@@ -293,36 +293,30 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     _mark("state")
 
     # timeline (model cycles, integers: exact in float64), per read and per vector
-    rc = float(cfg.neuron_reset_cycles)
     conv = [context.conv[h] for h in read_h]
     read_offset = [sum(conv[:k]) for k in range(len(conv))]
     step = ic + shape.delay
-    pre = 2 * ic + rc
-    first_read = np.maximum(shape.n_spikes * step + (pre + ic), shape.targets)  # relative to the vector's start
-    length = first_read + float(sum(conv))
-    vector_end_time = np.cumsum(length)
-    vector_time = (vector_end_time - length) + t0
-    end_time = t0 + float(vector_end_time[-1]) + (ic if shape.end_cookie is not None else 0.0)
-    t_read0 = vector_time + first_read
+    pre = 2 * ic + float(cfg.neuron_reset_cycles)
     dead = cfg.padi_dead_cycles
     if dead > 0 and step < dead and shape.n_spikes.max() > 1:
         return None
-
-    # effective activation per (vector, driver), decayed by the parasitic leak to the vector's first read
     rate = core.parasitic_rate
-    if rate > 0 and step * rate * float((shape.vector_end - shape.vector_start).max()) * _CHUNK > 60.0:
-        return None  # chunk-relative leak factors would leave float32 range
-    factor = None
-    if rate > 0:
-        # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
-        # exp((i - a) * step * rate) is applied per word (a: first word of the chunk), the rest per vector
-        chunk_start = shape.vector_start[(np.arange(shape.n_vectors) // _CHUNK) * _CHUNK]
-        t_first = vector_time + pre + shape.delay
-        exponent = -(t_read0 - t_first + (shape.first_spike - chunk_start) * step) * rate
-        factor = np.exp(exponent).astype(np.float32)
-    _mark("timeline")
     compiled = kernels.mode() == "numba"
-    effective = (_accumulate_compiled if compiled else _accumulate)(core, words, shape, context.tables, step, dead > 0, factor)
+    vector_time, t_read0, exponent, chunk_start, last_end, longest, span = (kernels.timeline if compiled else _timeline_numpy)(
+        shape.n_spikes, shape.targets, shape.first_spike, shape.vector_start, shape.vector_end, step, pre, ic,
+        float(sum(conv)), t0, float(shape.delay), rate, _CHUNK)
+    end_time = t0 + last_end + (ic if shape.end_cookie is not None else 0.0)
+    # effective activation per (vector, driver), decayed by the parasitic leak to the vector's first read
+    if rate > 0 and step * rate * float(longest) * _CHUNK > 60.0:
+        return None  # chunk-relative leak factors would leave float32 range
+    # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
+    # exp((i - a) * step * rate) is applied per word (a: first word of the chunk), the rest per vector
+    factor = np.exp(exponent).astype(np.float32) if exponent is not None else None
+    _mark("timeline")
+    if compiled:
+        effective = _accumulate_compiled(core, words, shape, context.tables, step, dead > 0, factor, chunk_start, span)
+    else:
+        effective = _accumulate(core, words, shape, context.tables, step, dead > 0, factor)
     if effective is None:
         return None
     # quadrants that are never reset: they may only relax (no input), else the general path integrates them
@@ -396,7 +390,9 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     _mark(None)
     # final membranes (the window after the last reads), then the clock
     tail = math.exp(-(end_time - t_read0[-1]) * rate) if rate > 0 else None
-    for h in (0, 1):
+    if shape.quadrants == 0xF:  # every quadrant reset (the common case): the last vector's charge on all neurons
+        core.defer_membranes(effective[-1].copy(), weights, tail, params.v_reset)
+    for h in (0, 1) if shape.quadrants != 0xF else ():
         reset = [(shape.quadrants >> (2 * h + half)) & 1 for half in (0, 1)]
         if any(reset):
             charge = effective[-1, _DRIVERS[h]] @ weights[h]  # (256,): both quadrants of the synram
@@ -484,18 +480,38 @@ def _accumulate(core, words: np.ndarray, shape: _Shape, tables, step: float, che
     return effective
 
 
+def _timeline_numpy(n_spikes: np.ndarray, targets: np.ndarray, first_spike: np.ndarray, vector_start: np.ndarray,
+                    vector_end: np.ndarray, step: float, pre: float, ic: float, conv_sum: float, t0: float, delay: float,
+                    rate: float, chunk: int) -> tuple:
+    """Per vector: its start time, the time of its first read and (with a parasitic ``rate``) the exponent of
+    its leak factor; the first word of its chunk; then the end of the last vector (relative to ``t0``), the
+    longest vector and the longest chunk (in words). :func:`kernels.timeline` computes the same."""
+    first_read = np.maximum(n_spikes * step + (pre + ic), targets)  # relative to the vector's start
+    length = first_read + conv_sum
+    vector_end_time = np.cumsum(length)
+    vector_time = (vector_end_time - length) + t0
+    t_read0 = vector_time + first_read
+    n = n_spikes.size
+    chunk_start = vector_start[(np.arange(n) // chunk) * chunk]
+    exponent = None
+    if rate > 0:
+        t_first = vector_time + pre + delay
+        exponent = -(t_read0 - t_first + (first_spike - chunk_start) * step) * rate
+    span = int((vector_end[np.minimum(np.arange(0, n, chunk) + chunk, n) - 1] - vector_start[np.arange(0, n, chunk)]).max())
+    return (vector_time, t_read0, exponent, chunk_start, float(vector_end_time[-1]), int((vector_end - vector_start).max()),
+            span)
+
+
 def _accumulate_compiled(core, words: np.ndarray, shape: _Shape, tables, step: float, check_buses: bool,
-                         factor: np.ndarray | None) -> np.ndarray | None:
-    """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None."""
+                         factor: np.ndarray | None, chunk_start: np.ndarray, span: int) -> np.ndarray | None:
+    """:func:`_accumulate` by the compiled kernel (same values, same summation order), or None; ``chunk_start``
+    is every vector's first word of its chunk and ``span`` the longest chunk in words (see :func:`_timeline_numpy`)."""
     n_v = shape.n_vectors
     lanes = words.view("<u2").reshape(-1, 4)
     effective = _scratch(core, n_v)  # every row is overwritten by the kernel
     rate = core.parasitic_rate
-    chunk_start = shape.vector_start[(np.arange(n_v) // _CHUNK) * _CHUNK]
     leak = None
     if rate > 0:
-        span = int((shape.vector_end[np.minimum(np.arange(0, n_v, _CHUNK) + _CHUNK, n_v) - 1]
-                    - shape.vector_start[np.arange(0, n_v, _CHUNK)]).max())
         leak = _leak_table(step * rate, span)
     _mark("window index, leak table")
     status = kernels.accumulate(lanes, shape.first_spike, shape.n_spikes, tables.hagen_column_bus, check_buses, leak,

@@ -314,7 +314,30 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             instructions += 1
         return i, instructions, data_words
 
-    return recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel
+    @jit
+    def timeline_kernel(n_spikes, targets, first_spike, vector_start, vector_end, step, pre, ic, conv_sum, t0, delay, rate,
+                        chunk, vector_time, t_read0, exponent, chunk_start):
+        # fastpath._timeline_numpy's float64 operations, in the same order (identical values), in one pass
+        end = 0.0
+        longest = 0
+        span = 0
+        for v in range(n_spikes.size):
+            first_read = max(n_spikes[v] * step + (pre + ic), targets[v])
+            length = first_read + conv_sum
+            end = end + length
+            vector_time[v] = (end - length) + t0
+            t_read0[v] = vector_time[v] + first_read
+            longest = max(longest, vector_end[v] - vector_start[v])
+            a = vector_start[(v // chunk) * chunk]
+            chunk_start[v] = a
+            if v % chunk == chunk - 1 or v == n_spikes.size - 1:
+                span = max(span, vector_end[v] - a)
+            if exponent.size:
+                t_first = vector_time[v] + pre + delay
+                exponent[v] = -(t_read0[v] - t_first + (first_spike[v] - a) * step) * rate
+        return end, longest, span
+
+    return recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel, timeline_kernel
 
 
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))
@@ -421,6 +444,21 @@ def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
     out = np.empty((2, 128, 256), np.float32)
     _compiled()[3](weights, coefficients, out)
     return out
+
+
+def timeline(n_spikes: np.ndarray, targets: np.ndarray, first_spike: np.ndarray, vector_start: np.ndarray,
+             vector_end: np.ndarray, step: float, pre: float, ic: float, conv_sum: float, t0: float, delay: float,
+             rate: float, chunk: int) -> tuple:
+    """The per-vector timeline of a hagen program (see ``fastpath._timeline_numpy``, identical values):
+    ``(vector_time, t_read0, exponent or None, chunk_start, end, longest, span)``."""
+    n = n_spikes.size
+    vector_time, t_read0 = np.empty(n), np.empty(n)
+    exponent = np.empty(n if rate > 0 else 0)
+    chunk_start = np.empty(n, np.int64)
+    end, longest, span = _compiled()[5](n_spikes, targets, first_spike, vector_start, vector_end, float(step), float(pre),
+                                        float(ic), float(conv_sum), float(t0), float(delay), float(rate), int(chunk),
+                                        vector_time, t_read0, exponent, chunk_start)
+    return vector_time, t_read0, exponent if rate > 0 else None, chunk_start, float(end), int(longest), int(span)
 
 
 def readout(product: np.ndarray, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None, key: int,

@@ -240,3 +240,26 @@ def test_mutated_programs_run_the_same_with_kernels_and_numpy(data):
     np.testing.assert_array_equal(a, b)
     assert ea.time == eb.time
     np.testing.assert_array_equal(ea.memory, eb.memory)
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_compiled_timeline_equals_the_numpy_passes(data):
+    n = data.draw(st.integers(1, 700))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    n_spikes = rng.integers(0, 120, n)
+    vector_start = np.cumsum(rng.integers(3, 130, n)) - 3
+    vector_end = vector_start + n_spikes + rng.integers(3, 8, n)
+    first_spike = vector_start + 2
+    targets = rng.integers(0, 2000, n).astype(np.float64) * data.draw(st.sampled_from([0.0, 1.0]))
+    rate = data.draw(st.sampled_from([0.0, 1e-6, 3.7e-5]))
+    chunk = data.draw(st.sampled_from([1, 7, 256]))
+    args = (n_spikes, targets, first_spike, vector_start, vector_end, 5.0, 11.0, 1.0, 133.0,
+            data.draw(st.floats(0, 1e9)), float(data.draw(st.integers(0, 63))), rate, chunk)
+    compiled, reference = kernels.timeline(*args), fastpath._timeline_numpy(*args)
+    for got, expected in zip(compiled, reference):
+        if expected is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(got, expected)
