@@ -125,6 +125,7 @@ class AnalogCore:
         self.i_exc = np.zeros(N_NEURONS)
         self.i_inh = np.zeros(N_NEURONS)
         self._currents: bool | None = False  # whether a synaptic current flows (None: not known)
+        self._adapting: bool | None = False  # whether some adaptation current is not zero (None: not known)
         self.w_adapt = np.zeros(N_NEURONS)
         self.refractory_until = np.full(N_NEURONS, -np.inf)
         self.t_state = time
@@ -384,6 +385,12 @@ class AnalogCore:
             and not bool((hemispheres & self._derived(params)[0]).any())
             and not self.currents_flowing()
         )
+
+    def adapting(self) -> bool:
+        """Whether some neuron's adaptation current is not zero (decays keep a zero at zero)."""
+        if self._adapting is None:  # known since the last stepped run (the only place it grows)
+            self._adapting = bool(self.w_adapt.any())
+        return self._adapting
 
     def currents_flowing(self) -> bool:
         """Whether a synaptic current is still flowing into some membrane."""
@@ -861,7 +868,7 @@ class AnalogCore:
         spike_neurons: list[np.ndarray] = []
 
         v, i_exc, i_inh, w = self.v, self.i_exc, self.i_inh, self.w_adapt
-        self._currents = None  # the synaptic currents change here
+        self._currents = self._adapting = None  # the synaptic currents and the adaptation change here
         refractory = np.maximum(np.ceil((self.refractory_until - t0) / dt), 0).astype(np.int64)
         any_refractory = bool(refractory.any())
         check_threshold = bool(np.isfinite(v_th).any())

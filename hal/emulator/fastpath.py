@@ -406,7 +406,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
                 f = np.exp(-(end_time - core.t_state) / CYCLES_PER_US * context.rate_all[j])
                 v_start = core.v[j]
                 core.v[j] = v_start + (context.target_all[j] - v_start) * (1.0 - f)
-    if core.w_adapt.any():
+    if core.adapting():
         core.w_adapt *= np.exp(-(end_time - core.t_state) / (params.tau_adaptation_us * CYCLES_PER_US))
     core.t_state = end_time
     emulator.timer_zero = float(vector_time[-1])
