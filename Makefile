@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/yin_yang.py --out $(OUT)/yin_yang
+	$(PY) examples/har.py --out $(OUT)/har
 
 test: $(STAMP)
 	$(MAKE) lint
