@@ -251,12 +251,16 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         swing = np.empty(256, np.float32)
         for v in range(v0, v1):
             # three simple loops per vector (the first and last vectorise): bend, noise, baseline and clip
-            if bend:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
+            beyond = False
+            if bend:  # does any column pass its knee? (one vectorised pass; most vectors stay below)
+                for c in range(256):
+                    beyond |= abs(np.float64(product[v, c])) > knee[c]
+            if beyond:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
                 for c in range(256):
                     x = np.float64(product[v, c])
                     excess = max(abs(x) - knee[c], 0.0)
                     swing[c] = np.float32(x - math.copysign(excess * excess / (span + excess), x))
-            else:
+            else:  # no excess: the bend subtracts (signed) zero, the swing stays as it is
                 swing[:] = product[v]
             if noisy:
                 word0 = base + np.uint64((v * n_reads + read) * 64)  # 256 samples = 64 words per (vector, read)
