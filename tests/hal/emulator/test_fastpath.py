@@ -150,3 +150,34 @@ def test_two_labels_for_one_bus_in_a_word_go_to_the_general_path(weights):
     assert fastpath.execute_hagen(emulator, words) is None
     separate = np.concatenate([words[:2], wire.encode_spikes(labels[[0, 2, 1]], 5, group=2), words[3:]]).astype(np.uint64)
     assert fastpath.execute_hagen(emulator, separate) is not None  # the two bus-0 labels in different words
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig.ideal(), EmulatorConfig.default().evolve(noise_lsb=0.0)], ids=["ideal", "noiseless"])
+def test_fast_path_follows_register_writes_and_membrane_reads_between_programs(config, weights):
+    """What the fast path derives once from the registers (CADC timing, enables, channel offsets) follows
+    every later register write, and the membranes it leaves behind are what a later conversion reads."""
+    from bss2.hal.regmap import REGISTER_MAP
+
+    rng = np.random.default_rng(8)
+    channel, cadc, samples = (REGISTER_MAP[name].base for name in ("cadc_channel_config", "cadc_config", "cadc_sample_quad"))
+
+    def vectors(batch):
+        return hagen.hagen_input_words(inputs(rng, batch), end_cookie=int(rng.integers(1, 1000)))
+
+    programs = [
+        vectors(30),
+        np.concatenate((wire.encode_read(samples + 64 * np.arange(4)), wire.encode_end(11))),  # convert the rows now
+        np.concatenate((wire.encode_write(channel + np.arange(1024), rng.integers(-20, 21, 1024) & 0xFF), wire.encode_end(12))),
+        vectors(25),
+        np.concatenate((wire.encode_write([cadc + 1], [1 | 7 << 8 | 3 << 16]), wire.encode_end(13))),  # longer conversion
+        vectors(20),
+        np.concatenate((wire.encode_write([cadc], [0]), wire.encode_end(14))),  # hemisphere 0's CADC off
+        vectors(10),
+        np.concatenate((wire.encode_read(samples + 64 * np.arange(4)), wire.encode_end(15))),
+    ]
+    (fast, a), (general, b) = pair(config, weights, programs, seed=3)
+    for f, g in zip(fast, general):
+        np.testing.assert_array_equal(f, g)
+    assert a.time == b.time and a.core.t_state == b.core.t_state
+    np.testing.assert_array_equal(a.memory, b.memory)
+    np.testing.assert_allclose(a.core.v, b.core.v, atol=1e-3)
