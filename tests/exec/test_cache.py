@@ -237,3 +237,32 @@ def test_prefix_answers_are_remembered_only_for_read_only_indices():
     assert _is_prefix(mutable, 4)
     mutable[0] = 3
     assert not _is_prefix(mutable, 4)
+
+
+def test_alternating_graphs_send_what_differs_every_time():
+    """Graphs with immutable weights taking turns on one chip (as a model's layers do): every run sends the
+    planes that differ from what the chip holds (whole planes for a new matrix, a few words for a small
+    change) and computes the exact product, however often the pairs recur."""
+    connection = Recording(config=EmulatorConfig.ideal())
+    executor = JITExecutor(connection)
+    rng = np.random.default_rng(4)
+    a = rng.integers(-63, 64, (256, 256), dtype=np.int8)
+    b = rng.integers(-63, 64, (256, 256), dtype=np.int8)
+    c = a.copy()
+    c[7, :12] = -c[7, :12] // 2 + 1  # a few weights of one input
+    graphs = {}
+    for name, w in (("a", a), ("b", b), ("c", c)):
+        w.flags.writeable = False
+        graphs[name] = (w, matmul_graph(w))
+    x = rng.integers(0, 32, (6, 256))
+    executor.run(graphs["a"][1][0], {graphs["a"][1][1]: x})
+    previous = "a"
+    for name in "babcacbcab":
+        w, (graph, x_in, y_out) = graphs[name]
+        out, info = executor.run(graph, {x_in: x})
+        assert np.array_equal(out[y_out], exact_matmul(x, w)), (previous, name)
+        if {previous, name} == {"a", "c"}:
+            assert 0 < info.config_words <= 2 * 64  # the quads of input 7's two physical rows
+        else:
+            assert info.config_words == 2 * (1 + 16384 // 2)  # both planes, whole: a block header and 8192 data words each
+        previous = name
