@@ -263,3 +263,38 @@ def test_compiled_timeline_equals_the_numpy_passes(data):
             assert got is None
         else:
             np.testing.assert_array_equal(got, expected)
+
+
+def test_effective_weights_follow_driver_and_capmem_writes():
+    """The cached effective weights (and their coefficients) are redone when a driver's configuration or the
+    neurons' CapMem change, not only when synapses are written."""
+    from bss2.hal.emulator.analog import hagen_coefficients, hagen_weights
+    from bss2.hal.regmap import REGISTER_MAP
+
+    rng = np.random.default_rng(17)
+    weights = {h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}
+    emulator = Emulator(seed=9)
+    core, memory = emulator.core, emulator.memory
+    emulator.execute(hagen.hagen_config_words(weights))
+
+    def fresh() -> np.ndarray:
+        memory = emulator.memory
+        params = core.params(memory, emulator.time)
+        base = REGISTER_MAP["synapse_quad"].base
+        raw = memory[base : base + 32768].view(np.uint8).reshape(2, 256, 256)
+        return hagen_weights(raw, hagen_coefficients(emulator.config, core.pattern, params, core._driver_words(memory)))
+
+    before = core.hagen_weights(memory, core.params(memory, emulator.time))
+    np.testing.assert_array_equal(before, fresh())
+    driver = REGISTER_MAP["synapse_driver_config"].base + 5
+    word = int(memory[driver])
+    emulator.execute(np.concatenate((wire.encode_write([driver], [(word & ~(15 << 12)) | (((word >> 12) + 5) & 15) << 12]),
+                                     wire.encode_end(1))))  # driver 5's pulse-length offset
+    after = core.hagen_weights(emulator.memory, core.params(emulator.memory, emulator.time))
+    np.testing.assert_array_equal(after, fresh())
+    assert not np.array_equal(after[0, 5], before[0, 5]) and np.array_equal(after[0, 6], before[0, 6])
+    gm = np.full(512, 700)
+    emulator.execute(hagen.hagen_config_words(weights, neuron_capmem={"i_bias_syn_exc_gm": gm, "i_bias_syn_inh_gm": gm}))
+    stronger = core.hagen_weights(emulator.memory, core.params(emulator.memory, emulator.time))
+    np.testing.assert_array_equal(stronger, fresh())
+    assert np.abs(stronger).mean() > 1.2 * np.abs(after).mean()
