@@ -111,6 +111,7 @@ class AnalogCore:
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x10C5]))
         self.dt_cycles = config.dt_us * CYCLES_PER_US
         self.parasitic_rate = 0.0 if math.isinf(config.parasitic_leak_tau_us) else 1.0 / (config.parasitic_leak_tau_us * CYCLES_PER_US)
+        self.generation = 0  # counts register writes and chip resets: caches of register-derived values compare it
 
     # ---------------------------------------------------------------------------------------- state
     def power_on(self, memory: np.ndarray, time: float = 0.0) -> None:
@@ -136,7 +137,7 @@ class AnalogCore:
         self.counters = np.zeros(12, dtype=np.int64)
         self.background_origin = np.full(8, time)
         self.background_rng = [np.random.default_rng([1, s]) for s in range(8)]
-        self.generation = getattr(self, "generation", 0) + 1  # changes with every register write (see config_written)
+        self.generation += 1
         self._routing: RoutingTables | None = None
         self._params: NeuronParams | None = None
         self._weights: np.ndarray | None = None
@@ -183,7 +184,7 @@ class AnalogCore:
             self._params = None
         if touched & {"neurons", "synapses"}:
             self._weights = None
-            self._coefficients = None
+            self._coefficients = None  # the drivers' modes and scales (parameter changes replace the params object)
         in_capmem = (addresses >= _CAPMEM.base) & (addresses <= _CAPMEM.last_address)
         if in_capmem.any():
             cells = addresses[in_capmem] - _CAPMEM.base
@@ -194,7 +195,6 @@ class AnalogCore:
             self.capmem_settled = False
             self._params = None
             self._weights = None
-            self._coefficients = None
         if "background" in touched:
             lo, hi = _range("background_spike_source")
             sources = np.unique((addresses[(addresses >= lo) & (addresses <= hi)] - lo) // 3)
@@ -228,7 +228,6 @@ class AnalogCore:
             self.capmem_settled = True
             self._params = None
             self._weights = None
-            self._coefficients = None
 
     # -------------------------------------------------------------------------------- derived tables
     def params(self, memory: np.ndarray, time: float) -> NeuronParams:
@@ -240,7 +239,6 @@ class AnalogCore:
                 memory[_B["neuron_backend_config"].base : _B["neuron_backend_config"].base + 512].astype(np.int64),
             )
             self._weights = None
-            self._coefficients = None
         return self._params
 
     def routing(self, memory: np.ndarray) -> RoutingTables:

@@ -39,6 +39,7 @@ _MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (wit
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
+_BOTH = np.ones(2, bool)  # both hemispheres
 _CROSSBAR_OUTPUT = _B["crossbar_output_config"].base
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
@@ -224,13 +225,13 @@ class _Context:
     register generation (:attr:`AnalogCore.generation`), parameter set and routing table (see :func:`_context`).
 
     ``usable``: no background source, no crossbar output, one hagen driver per label and none recorded by the
-    FPGA, no receiving membrane that leaks, fires, adapts or runs away, every membrane relaxing towards its
-    reset; ``may_fire``: some neuron has its threshold enabled (then the membranes are checked per program);
-    per hemisphere the CADC conversion cycles and enable bit; per CADC row the baseline (128 + channel offset
-    + reset level); per synram the saturation knees and whether any column bends.
+    FPGA, every membrane relaxing towards its reset (whether the neurons are linear depends on the membranes
+    too: :meth:`AnalogCore._linear_neurons` checks it per program); per hemisphere the CADC conversion cycles
+    and enable bit; per CADC row the baseline (128 + channel offset + reset level); per synram the saturation
+    knees and whether any column bends.
     """
 
-    __slots__ = ("usable", "may_fire", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all")
+    __slots__ = ("usable", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all")
 
 
 def _context(emulator, params, tables) -> _Context:
@@ -241,13 +242,11 @@ def _context(emulator, params, tables) -> _Context:
     memory = emulator.memory
     cfg = emulator.config
     context = _Context()
-    nonlinear = core._derived(params)[0]
     context.rate_all, context.target_all = core._relaxation(params)
     context.usable = not (
         background_enabled(memory) or int(memory[_CROSSBAR_OUTPUT]) & 0xFFF or tables.any_multiple or tables.any_fpga_recorded
-        or bool(nonlinear.any()) or bool(np.any(context.target_all != params.v_reset))
+        or bool(np.any(context.target_all != params.v_reset))
     )
-    context.may_fire = bool(params.threshold.any())
     context.tables = tables
     ic = float(cfg.instruction_cycles)
     cadc = [int(memory[_CADC_CONFIG + h]) for h in (0, 1)]
@@ -288,7 +287,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
     context = _context(emulator, params, core.routing(memory))
     # chip state that the closed form needs (as in AnalogCore.run's hot path)
-    if not context.usable or core.madc_active or (context.may_fire and not core._quiet(params)) or core.currents_flowing():
+    if not context.usable or core.madc_active or not core._linear_neurons(params, _BOTH):
         return None
     _mark("state")
 
