@@ -177,24 +177,21 @@ def encode_vectors(
     num_sends: int,
     wait_between_events: int,
     settle_cycles: int,
-    *,
-    check: bool = False,
 ) -> np.ndarray:
     """The words of :func:`hagen_input_words` for already validated inputs.
 
     ``x``: (batch, 128, S) unsigned integers in [0, 31], the inputs of the ascending ``synrams`` side by
     side; ``num_sends`` 1..65536, ``wait_between_events`` 0..63 and ``settle_cycles`` 0..2**20 are not
-    checked again (callers such as the executor validate once). With ``check``, an entry outside [0, 31]
-    raises :class:`~bss2.hal.HalValueError` (found in the same pass). The same words as :func:`hagen_input_words`,
-    from a compiled single pass over ``x`` (see :func:`encoder_mode`), or else from a few whole-array
-    operations.
+    checked again (callers such as the executor validate once). An entry outside [0, 31] raises
+    :class:`~bss2.hal.HalValueError` (the compiled pass finds it while it counts the events). The same words
+    as :func:`hagen_input_words`, from a compiled pass over ``x`` (see :func:`encoder_mode`), or else from a
+    few whole-array operations.
     """
     kernel = _compiled_encoder()
     if kernel is None:
-        if check and x.size and (int(x.min()) < 0 or int(x.max()) > MAX_ACTIVATION):
-            raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (range {int(x.min())}..{int(x.max())})")
+        _check_range(x)
         return _encode_vectors_numpy(x, synrams, num_sends, wait_between_events, settle_cycles)
-    return _encode_vectors_compiled(kernel, x, synrams, num_sends, wait_between_events, settle_cycles, check)
+    return _encode_vectors_compiled(kernel, x, synrams, num_sends, wait_between_events, settle_cycles)
 
 
 def encoder_mode() -> str:
@@ -206,39 +203,118 @@ def encoder_mode() -> str:
     return "numpy" if _compiled_encoder() is None else "numba"
 
 
+def encode_gathered(
+    source: np.ndarray,
+    columns: np.ndarray,
+    synrams: tuple[int, ...],
+    num_sends: int,
+    wait_between_events: int,
+    settle_cycles: int,
+) -> np.ndarray:
+    """The words of :func:`encode_vectors` for inputs gathered from the columns of ``source``.
+
+    ``source``: (batch, C) integers; ``columns``: (P, 128 * S) int64, for each of P phases the source column
+    of every (row, synram) entry in the order of :func:`encode_vectors`'s ``x`` (row-major, synrams side
+    by side), or -1 for an entry without input. The vectors are those of ``x[p * batch + v, j] =
+    source[v, columns[p, j]]`` (0 where ``columns[p, j] < 0``), phase after phase. An input entry outside
+    [0, 31] raises :class:`~bss2.hal.HalValueError`. The compiled pass reads ``source`` in place (no
+    gathered copy); the numpy twin gathers ``x`` first.
+    """
+    kernel = _compiled_encoder()
+    if kernel is None:
+        x = _gather_numpy(source, columns)
+        _check_range(x)
+        return _encode_vectors_numpy(x.astype(np.uint16), synrams, num_sends, wait_between_events, settle_cycles)
+    return _encode_gathered_compiled(kernel, source, columns, synrams, num_sends, wait_between_events, settle_cycles)
+
+
+def _check_range(x: np.ndarray) -> None:
+    if x.size and (int(x.min()) < 0 or int(x.max()) > MAX_ACTIVATION):
+        raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (range {int(x.min())}..{int(x.max())})")
+
+
+def _gather_numpy(source: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The (P * batch, 128, S) inputs that :func:`encode_gathered` encodes, as an int64 array."""
+    batch = source.shape[0]
+    phases, entries = columns.shape
+    x = np.zeros((phases, batch, entries), np.int64)
+    for p in range(phases):
+        used = columns[p] >= 0
+        x[p][:, used] = source[:, columns[p][used]]
+    return x.reshape(phases * batch, ROWS, entries // ROWS)
+
+
+def _encode_gathered_compiled(
+    kernel: Callable[..., tuple[np.ndarray, int, int]],
+    source: np.ndarray,
+    columns: np.ndarray,
+    synrams: tuple[int, ...],
+    num_sends: int,
+    wait_between_events: int,
+    settle_cycles: int,
+) -> np.ndarray:
+    """:func:`encode_gathered` by the compiled kernel (``kernel`` from :func:`_compiled_encoder`)."""
+    if source.dtype == bool:
+        source = source.view(np.uint8)
+    if source.dtype not in _KERNEL_DTYPES:  # one compiled variant per dtype: others are widened (exactly)
+        source = source.astype(np.int64)
+    if not source.flags.c_contiguous:
+        source = np.ascontiguousarray(source)
+    base, constants = _kernel_constants(synrams, num_sends, wait_between_events, settle_cycles)
+    words, smallest, largest = kernel(source, columns, base, constants)
+    if smallest < 0 or largest > MAX_ACTIVATION:  # the kernel stops early: there are no words to give
+        raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (range {smallest}..{largest})")
+    return words.view(_U64)
+
+
+#: Input dtypes that the compiled encoder reads as they are.
+_KERNEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int64))
+
+
 def _encode_vectors_compiled(
-    kernel: Callable[..., tuple[np.ndarray, int]],
+    kernel: Callable[..., tuple[np.ndarray, int, int]],
     x: np.ndarray,
     synrams: tuple[int, ...],
     num_sends: int,
     wait_between_events: int,
     settle_cycles: int,
-    check: bool = False,
 ) -> np.ndarray:
-    """:func:`encode_vectors` by the compiled kernel (``kernel`` from :func:`_compiled_encoder`)."""
-    if x.dtype != np.uint16 or not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x, dtype=np.uint16)
-    if x.ndim != 3:
-        x = x.reshape(x.shape[0], ROWS, len(synrams))
-    base, constants = _kernel_constants(synrams, num_sends, wait_between_events, settle_cycles)
-    words, largest = kernel(x, base, constants)
-    if check and largest > MAX_ACTIVATION:  # negative entries wrapped around to large ones
-        raise HalValueError(f"x holds activations outside [0, {MAX_ACTIVATION}] (largest as uint16 {largest})")
-    return words.view(_U64)
+    """:func:`encode_vectors` by the compiled kernel: ``x`` read as one phase of every entry in order."""
+    entries = ROWS * len(synrams)
+    flat = x.reshape(x.shape[0], entries)
+    return _encode_gathered_compiled(kernel, flat, _identity_columns(entries), synrams, num_sends, wait_between_events,
+                                     settle_cycles)
+
+
+@functools.lru_cache(maxsize=4)
+def _identity_columns(entries: int) -> np.ndarray:
+    columns = np.arange(entries, dtype=np.int64).reshape(1, entries)
+    columns.flags.writeable = False
+    return columns
 
 
 @functools.lru_cache(maxsize=16)
 def _kernel_constants(synrams: tuple[int, ...], num_sends: int, wait_between_events: int, settle_cycles: int) -> tuple[np.ndarray, np.ndarray]:
-    """The label bases and the kernel's int64 constants: sends, SPIKES head, fixed wait, wait per pack,
-    TIMER_RESET, neuron reset, WAIT_UNTIL head, then the READ_BLOCK word of each synram."""
+    """The label bases (flat, in entry order) and the kernel's int64 constants: sends, SPIKES head, fixed
+    wait, wait per pack, TIMER_RESET, neuron reset, WAIT_UNTIL head, the fewest entries between two entries
+    on one PADI bus, then the READ_BLOCK word of each synram."""
     base, timer_reset, neuron_reset, reads = _input_constants(synrams)
     spikes_head = (int(Opcode.SPIKES) << 56) | (int(wait_between_events) << 50)
     fixed_wait = 2 * _ISSUE_CYCLES + _NEURON_RESET_CYCLES + int(settle_cycles)
+    buses = (base.reshape(-1) >> 11).tolist()
+    seen: dict[int, int] = {}
+    distance = len(buses)  # the fewest entries between two entries on one PADI bus
+    for j, bus in enumerate(buses):
+        if bus in seen:
+            distance = min(distance, j - seen[bus])
+        seen[bus] = j
     constants = np.array([int(num_sends), spikes_head, fixed_wait, _ISSUE_CYCLES + int(wait_between_events),
-                          _as_signed(timer_reset), _as_signed(neuron_reset), _as_signed(_WAIT_UNTIL_HEAD),
+                          _as_signed(timer_reset), _as_signed(neuron_reset), _as_signed(_WAIT_UNTIL_HEAD), distance,
                           *(_as_signed(r) for r in reads)], np.int64)
     constants.flags.writeable = False
-    return base, constants
+    flat = base.reshape(-1).astype(np.int64)
+    flat.flags.writeable = False
+    return flat, constants
 
 
 def _as_signed(word: object) -> int:
@@ -248,7 +324,7 @@ def _as_signed(word: object) -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int]] | None:
+def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int, int]] | None:
     """The compiled encoding pass, or None (numba missing, or ``BSS2_HAGEN_ENCODER=numpy``)."""
     numba = load_numba("BSS2_HAGEN_ENCODER", "the hagen input encoder")
     return None if numba is None else _build_encoder(numba)
@@ -256,62 +332,129 @@ def _compiled_encoder() -> Callable[..., tuple[np.ndarray, int]] | None:
 
 def _build_encoder(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitted kernel
     @numba.njit(nogil=True, cache=True, boundscheck=False)
-    def encode_kernel(x, base, constants):
-        # the packing of _encode_vectors_numpy, label by label: per vector the labels of every send, row and
-        # synram in that order; a label opens a new SPIKES word (pack) when it is the vector's first, when the
-        # open pack is full, or when its PADI bus equals the bus of one of the vector's two labels before it.
-        # Words are built as int64 (the same bits as the uint64 words); the largest activation is returned too.
+    def encode_kernel(source, columns, base, constants):
+        # the packing of _encode_vectors_numpy: per vector the labels of every send, row and synram in that
+        # order; a label opens a new SPIKES word (pack) when it is the vector's first, when the open pack is
+        # full, or when its PADI bus equals the bus of one of the vector's two labels before it. Entry j of
+        # output vector p * batch + v is source[v, columns[p, j]] (none where the column is < 0). Words are
+        # built as int64 (the same bits as the uint64 words); the smallest and largest input are returned
+        # too (the kernel stops at the first vector with an input outside [0, 31]).
         num_sends, spikes_head, fixed_wait, pack_wait = constants[0], constants[1], constants[2], constants[3]
-        timer_reset, neuron_reset, wait_head, reads = constants[4], constants[5], constants[6], constants[7:]
-        n_vectors, n_rows, n_syn = x.shape
-        entries = n_rows * n_syn
-        flat = x.reshape(n_vectors, entries)
-        labels = base.reshape(entries)
-        nonzero = 0
+        timer_reset, neuron_reset, wait_head, distance = constants[4], constants[5], constants[6], constants[7]
+        reads = constants[8:]
+        batch = source.shape[0]
+        phases, entries = columns.shape
+        n_syn = reads.size
+        full = spikes_head | (np.int64(3) << 48)
+        smallest = 0
         largest = 0
-        for v in range(n_vectors):
-            for j in range(entries):
-                a = np.int64(flat[v, j])
-                nonzero += a != 0
-                largest = max(largest, a)
-        out = np.empty(n_vectors * (3 + n_syn) + nonzero * num_sends, np.int64)
-        n = 0
-        for v in range(n_vectors):
-            out[n] = timer_reset
-            out[n + 1] = neuron_reset
-            n += 2
-            packs = 0
-            count = 3  # labels in the open pack (3: none open)
-            word = np.int64(0)
-            previous = -1  # buses of the vector's last two labels
-            before = -1
-            for _ in range(num_sends):
+        # room for the words: an upper bound (every entry an event) for one send, else counted exactly
+        if num_sends == 1:
+            used = 0
+            for p in range(phases):
                 for j in range(entries):
-                    a = np.int64(flat[v, j])
-                    if a == 0:
-                        continue
-                    label = np.int64(labels[j]) | a
-                    bus = label >> 11
-                    if count == 3 or bus == previous or bus == before:
-                        if packs:
-                            out[n] = word | (np.int64(count) << 48)
-                            n += 1
+                    used += columns[p, j] >= 0
+            size = phases * batch * (3 + n_syn) + used * batch
+        else:
+            nonzero = 0
+            for p in range(phases):
+                for v in range(batch):
+                    for j in range(entries):
+                        c = columns[p, j]
+                        if c >= 0:
+                            a = np.int64(source[v, c])
+                            nonzero += a != 0
+                            smallest = min(smallest, a)
+                            largest = max(largest, a)
+            if smallest < 0 or largest > 31:
+                return np.empty(0, np.int64), smallest, largest
+            size = phases * batch * (3 + n_syn) + nonzero * num_sends
+        out = np.empty(size, np.int64)
+        labels = np.empty(entries, np.int64)
+        n = 0
+        for p in range(phases):
+            for v in range(batch):
+                # the vector's labels in order, and the widest gap (in entries) before one of them
+                m = 0
+                low = 0
+                high = 0
+                gap = 0
+                last = 0
+                for j in range(entries):
+                    c = columns[p, j]
+                    a = np.int64(source[v, c]) if c >= 0 else np.int64(0)
+                    low = min(low, a)
+                    high = max(high, a)
+                    labels[m] = base[j] | a
+                    event = a != 0
+                    gap = max(gap, (j - last) * event)
+                    last = j if event else last
+                    m += event
+                smallest = min(smallest, low)
+                largest = max(largest, high)
+                if low < 0 or high > 31:
+                    return out[:0], smallest, largest
+                out[n] = timer_reset
+                out[n + 1] = neuron_reset
+                n += 2
+                # two entries on one bus lie at least `distance` entries apart, so labels at most two apart
+                # clash only after a gap of distance / 2; without a clash (and one send) the packs are simply
+                # consecutive triples
+                regular = num_sends == 1
+                if regular and 2 * gap >= distance:
+                    for i in range(1, m, 3):  # labels i and i + 1 of each triple against the two before each
+                        bus = labels[i] >> 11
+                        clash = bus == labels[i - 1] >> 11 or (i > 1 and bus == labels[i - 2] >> 11)
+                        if i + 1 < m:
+                            following = labels[i + 1] >> 11
+                            clash = clash or following == bus or following == labels[i - 1] >> 11
+                        if clash:
+                            regular = False
+                            break
+                packs = 0
+                if regular:
+                    triples = m // 3
+                    for t in range(triples):
+                        i = 3 * t
+                        out[n + t] = full | (labels[i] << 32) | (labels[i + 1] << 16) | labels[i + 2]
+                    n += triples
+                    packs = triples
+                    rest = m - 3 * triples
+                    if rest:
+                        word = spikes_head | (np.int64(rest) << 48) | (labels[3 * triples] << 32)
+                        if rest == 2:
+                            word |= labels[3 * triples + 1] << 16
+                        out[n] = word
+                        n += 1
                         packs += 1
-                        word = spikes_head
-                        count = 0
-                    word |= label << (32 - 16 * count)
-                    count += 1
-                    before = previous
-                    previous = bus
-            if packs:
-                out[n] = word | (np.int64(count) << 48)
+                else:
+                    count = 3  # labels in the open pack (3: none open)
+                    word = np.int64(0)
+                    previous = -1  # buses of the vector's last two labels
+                    before = -1
+                    for _ in range(num_sends):
+                        for i in range(m):
+                            bus = labels[i] >> 11
+                            if count == 3 or bus == previous or bus == before:
+                                if packs:
+                                    out[n] = word | (np.int64(count) << 48)
+                                    n += 1
+                                packs += 1
+                                word = spikes_head
+                                count = 0
+                            word |= labels[i] << (32 - 16 * count)
+                            count += 1
+                            before = previous
+                            previous = bus
+                    if packs:
+                        out[n] = word | (np.int64(count) << 48)
+                        n += 1
+                out[n] = wait_head | (fixed_wait + packs * pack_wait)
                 n += 1
-            out[n] = wait_head | (fixed_wait + packs * pack_wait)
-            n += 1
-            for k in range(n_syn):
-                out[n] = reads[k]
-                n += 1
-        return out[:n], largest
+                for k in range(n_syn):
+                    out[n] = reads[k]
+                    n += 1
+        return out[:n], smallest, largest
 
     return encode_kernel
 

@@ -71,14 +71,13 @@ def test_check_raises_for_activations_above_31(mode, monkeypatch):
     x = np.zeros((2, hagen.ROWS, 1), np.uint16)
     x[1, 17, 0] = 40
     with pytest.raises(HalValueError, match=r"\[0, 31\].*40"):
-        hagen.encode_vectors(x, (0,), 1, 5, 8, check=True)
+        hagen.encode_vectors(x, (0,), 1, 5, 8)
     negative = x.astype(np.int64)
     negative[1, 17, 0] = -1  # wraps around to a large value in the kernel's unsigned layout
     with pytest.raises(HalValueError, match=r"\[0, 31\]"):
-        hagen.encode_vectors(negative, (0,), 1, 5, 8, check=True)
-    hagen.encode_vectors(x, (0,), 1, 5, 8)  # validated elsewhere: not checked again
+        hagen.encode_vectors(negative, (0,), 1, 5, 8)
     x[1, 17, 0] = 31
-    assert np.array_equal(hagen.encode_vectors(x, (0,), 1, 5, 8, check=True), hagen._encode_vectors_numpy(x, (0,), 1, 5, 8))
+    assert np.array_equal(hagen.encode_vectors(x, (0,), 1, 5, 8), hagen._encode_vectors_numpy(x, (0,), 1, 5, 8))
 
 
 def test_hagen_input_words_are_the_same_with_either_encoder(monkeypatch):
@@ -94,8 +93,66 @@ def test_environment_selects_the_numpy_passes():
     code = "from bss2.hal import hagen; print(hagen.encoder_mode())"
     for value, expected in (("numpy", "numpy"), (" NumPy ", "numpy")):
         env = {**os.environ, "BSS2_HAGEN_ENCODER": value}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.stdout.strip() == expected
     env = {**os.environ, "BSS2_HAGEN_ENCODER": "fortran"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode != 0 and "BSS2_HAGEN_ENCODER" in out.stderr
+
+
+def _gather_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], int]:
+    """A source value and a column map as the executor's lean programs build them: per phase, tiles whose
+    (row, synram) entries take consecutive source columns, the rest without input."""
+    synrams = (0, 1) if rng.random() < 0.6 else (int(rng.integers(0, 2)),)
+    n_syn, phases = len(synrams), int(rng.integers(1, 4))
+    width = int(rng.integers(1, 400))
+    source = rng.integers(0, 32, (int(rng.integers(0, 12)), width))
+    source[rng.random(source.shape) < rng.choice([0.0, 0.05, 0.5, 0.95])] = 0
+    columns = np.full((phases, hagen.ROWS, n_syn), -1, np.int64)
+    for p in range(phases):
+        for k in range(n_syn):
+            if rng.random() < 0.8:
+                rows = int(rng.integers(1, hagen.ROWS + 1))
+                first = int(rng.integers(0, hagen.ROWS - rows + 1))
+                start = int(rng.integers(0, max(1, width - rows + 1)))
+                count = min(rows, width - start)
+                columns[p, first : first + count, k] = start + np.arange(count)
+    return source, columns.reshape(phases, -1), synrams, int(rng.choice([1, 1, 1, 2, 3]))
+
+
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+def test_gathered_encoding_equals_encoding_the_gathered_inputs(mode, monkeypatch):
+    if mode == "numba" and kernel is None:
+        pytest.skip("numba is not importable")
+    if mode == "numpy":
+        monkeypatch.setattr(hagen, "_compiled_encoder", lambda: None)
+    rng = np.random.default_rng(5)
+    for case in range(400):
+        source, columns, synrams, num_sends = _gather_case(rng)
+        phases, batch = columns.shape[0], source.shape[0]
+        x = np.zeros((phases * batch, hagen.ROWS * len(synrams)), np.uint16)
+        for p in range(phases):
+            used = columns[p] >= 0
+            x[p * batch : (p + 1) * batch, used] = source[:, columns[p][used]]
+        expected = hagen._encode_vectors_numpy(x.reshape(-1, hagen.ROWS, len(synrams)), synrams, num_sends, 7, 100)
+        for variant in (source.astype(np.uint8), source, np.asfortranarray(source), source.astype(np.int32)):
+            got = hagen.encode_gathered(variant, columns, synrams, num_sends, 7, 100)
+            assert np.array_equal(got, expected), (case, variant.dtype)
+
+
+@pytest.mark.parametrize("mode", ["numba", "numpy"])
+def test_gathered_encoding_checks_only_the_gathered_columns(mode, monkeypatch):
+    if mode == "numba" and kernel is None:
+        pytest.skip("numba is not importable")
+    if mode == "numpy":
+        monkeypatch.setattr(hagen, "_compiled_encoder", lambda: None)
+    source = np.full((3, 300), 5, np.int64)
+    source[:, 200:] = 99  # never gathered
+    columns = np.full((1, hagen.ROWS * 2), -1, np.int64)
+    columns[0, ::2] = np.arange(128)
+    words = hagen.encode_gathered(source, columns, (0, 1), 1, 0, 8)
+    assert words.size == 3 * (5 + 128 // 3 + 1)  # 128 events per vector, 43 words of up to three labels
+    for bad in (99, 32, -1):
+        source[1, 7] = bad
+        with pytest.raises(HalValueError, match=r"\[0, 31\]"):
+            hagen.encode_gathered(source, columns, (0, 1), 1, 0, 8)
