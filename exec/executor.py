@@ -58,10 +58,12 @@ from bss2.graph import (
 from bss2.graph.vertices import converting_relu
 from bss2.hal import HalValueError, hagen
 
+from ._kernels import cut_samples, saturate_int8, saturated_sum
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
 from .info import ExecutionInfo, InstanceRecord
 from .mac import (
     _END_HEAD,
+    _end_response,
     BuiltProgram,
     ChipState,
     Tile,
@@ -291,13 +293,7 @@ class JITExecutor:
         if lean.sums:
             started = time.perf_counter()
             for target, sources, dtype in lean.sums:  # saturating row-block sums (see _Sums)
-                if len(sources) > 1:
-                    total = np.add(values[sources[0]], values[sources[1]], dtype=dtype)
-                    for source in sources[2:]:
-                        np.add(total, values[source], out=total)
-                else:
-                    total = values[sources[0]].astype(dtype)
-                values[target] = _saturated_int8(total)
+                values[target] = saturated_sum([values[source] for source in sources], dtype)
             host.stages["postprocess"] = host.stages.get("postprocess", 0.0) + time.perf_counter() - started
         return True
 
@@ -370,7 +366,7 @@ class JITExecutor:
         record.words_received = responses.size
         started = time.perf_counter()
         try:
-            return program.cut(response_samples(responses, cookie, program.synrams, vectors * program.n_phases), vectors)
+            return program.decode(responses, cookie, vectors)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="decode") from error
         finally:
@@ -699,10 +695,31 @@ class _LeanProgram:
             self.outputs.append((phase, k, _as_slice(np.asarray(spec.columns)), spec.outputs))
         self.n_phases = max(seen.values())
         self.layout = (hagen.ROWS, len(self.synrams))
+        #: where every tile takes its inputs from one vertex: per phase and encoder entry (row, synram) the
+        #: column of that vertex's value (-1: no input), so that the encoder reads the value in place
+        self.columns: np.ndarray | None = None
+        self.width = 0  # columns that the vertex's value must have
+        if len({source for _, source, *_ in self.inputs}) == 1:
+            columns = np.full((self.n_phases, hagen.ROWS, len(self.synrams)), -1, np.int64)
+            for spec, (_, _, part, phase, rows, k) in zip(specs, self.inputs):
+                start = 0 if part is None or part.start is None else part.start
+                columns[phase, rows, k] = start + np.arange(np.asarray(spec.view.rows).size)
+            self.columns = columns.reshape(self.n_phases, -1)
+            self.columns.flags.writeable = False
+            self.width = int(self.columns.max()) + 1
+        #: (phase, synram index, first column, last column + 1) per tile when every tile's outputs are one
+        #: span of columns of one width (see :func:`~bss2.exec._kernels.cut_samples`), else None
+        self.spans: np.ndarray | None = None
+        spans = [(phase, k, columns.start, columns.stop) for phase, k, columns, _ in self.outputs
+                 if isinstance(columns, slice) and columns.step in (None, 1) and columns.start is not None]
+        if len(spans) == len(self.outputs) and len({high - low for _, _, low, high in spans}) == 1:
+            self.spans = np.array(spans, np.int64).reshape(-1, 4)
+            self.spans.flags.writeable = False
 
     def gather(self, values: Mapping[int, Any]) -> tuple[np.ndarray, int, list[np.ndarray]] | None:
-        """The encoder's (phases * vectors, 128, synrams) uint16 layout of the tiles' inputs, the vectors
-        per window and the tiles' inputs; None if the tiles' batches differ or are too large or empty."""
+        """The encoder's input and the vectors per window and the tiles' inputs; None if the tiles' batches
+        differ or are too large or empty. The input is the value of the tiles' one source vertex (see
+        :attr:`columns`) or else the (phases * vectors, 128, synrams) uint16 layout gathered from several."""
         data = []
         vectors = -1
         for _, source, part, _, _, _ in self.inputs:
@@ -715,6 +732,10 @@ class _LeanProgram:
             data.append(value)
         if not 1 <= vectors * self.n_phases <= _LEAN_VECTORS:
             return None
+        if self.columns is not None:
+            whole = values[self.inputs[0][1]]
+            if whole.shape[1] >= self.width and whole.dtype.kind in "iub":
+                return whole, vectors, data
         x = np.zeros((self.n_phases * vectors, *self.layout), np.uint16)
         for (instance, _, _, phase, rows, k), value in zip(self.inputs, data):
             try:
@@ -724,16 +745,31 @@ class _LeanProgram:
         return x, vectors, data
 
     def encode(self, x: np.ndarray, vectors: int, data: list[np.ndarray]) -> np.ndarray:
-        """The input words of the program (:func:`bss2.hal.hagen.encode_vectors`); inputs outside 0..31
-        raise :class:`InputError`."""
+        """The input words of the program (:func:`bss2.hal.hagen.encode_gathered` from the source vertex's
+        value, else :func:`bss2.hal.hagen.encode_vectors`); inputs outside 0..31 raise :class:`InputError`."""
         try:
-            return hagen.encode_vectors(x, self.synrams, self.num_sends, self.wait, hagen.DEFAULT_SETTLE_CYCLES, check=True)
+            if x.ndim == 2:
+                return hagen.encode_gathered(x, self.columns, self.synrams, self.num_sends, self.wait,
+                                             hagen.DEFAULT_SETTLE_CYCLES)
+            return hagen.encode_vectors(x, self.synrams, self.num_sends, self.wait, hagen.DEFAULT_SETTLE_CYCLES)
         except HalValueError:
             for (instance, *_), value in zip(self.inputs, data):
                 if value.size and (int(value.min()) < 0 or int(value.max()) > hagen.MAX_ACTIVATION):
                     raise InputError(f"inputs of the tile of instance {instance} must lie in [0, {hagen.MAX_ACTIVATION}], "
                                      f"got [{int(value.min())}, {int(value.max())}]") from None
             raise
+
+    def decode(self, responses: np.ndarray, cookie: int, vectors: int) -> dict[int, np.ndarray]:
+        """Per output vertex: its tile's (vectors, columns) int8 results from the program's responses (the
+        common case in one compiled pass, :func:`~bss2.exec._kernels.cut_samples`; else by :meth:`cut`)."""
+        n = vectors * self.n_phases
+        n_syn = len(self.synrams)
+        if (self.spans is not None and responses.ndim == 1 and responses.dtype == np.uint64 and np.little_endian
+                and responses.size == n * 33 * n_syn + 1 and int(responses[-1]) == _end_response(cookie)):
+            out = cut_samples(responses[:-1].reshape(n, n_syn, 33), self.spans, vectors)
+            if out is not None:
+                return {d: out[t] for t, (_, _, _, descriptors) in enumerate(self.outputs) for d in descriptors}
+        return self.cut(response_samples(responses, cookie, self.synrams, n), vectors)
 
     def cut(self, samples: np.ndarray, vectors: int) -> dict[int, np.ndarray]:
         """Per output vertex: its tile's (vectors, columns) int8 results, ``sample - 128``."""
@@ -978,24 +1014,7 @@ class _Sums:
                         np.add(total, y, out=total)
 
     def results(self) -> dict[int, np.ndarray]:
-        return {target: _saturated_int8(total) for target, total in self._sums.items()}
-
-
-def _saturated_int8(total: np.ndarray) -> np.ndarray:
-    """``total`` (an int16 or int32 accumulator, may be overwritten) clipped to [-128, 127] as int8.
-
-    Small arrays are clipped in place by maximum and minimum (the cheapest calls); large ones by one
-    :func:`numpy.clip`, whose integer loop is several times faster per element.
-    """
-    if total.size <= _CLIP_IN_PLACE:
-        np.maximum(total, -128, out=total)
-        np.minimum(total, 127, out=total)
-        return total.astype(np.int8)
-    return np.clip(total, -128, 127).astype(np.int8)
-
-
-#: Entries up to which :func:`_saturated_int8` clips in place.
-_CLIP_IN_PLACE = 2048
+        return {target: saturate_int8(total) for target, total in self._sums.items()}
 
 
 def _whole(edge: Any, size: int) -> bool:

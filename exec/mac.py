@@ -281,9 +281,9 @@ def input_words(tiles: Sequence[Tile], cache: InputCache | None = None) -> np.nd
     settle = hagen.DEFAULT_SETTLE_CYCLES
     try:
         if vectors <= chunk + chunk // 2 or hagen.encoder_mode() == "numba":
-            words = hagen.encode_vectors(x, synrams, num_sends, wait, settle, check=True)
+            words = hagen.encode_vectors(x, synrams, num_sends, wait, settle)
         else:
-            words = np.concatenate([hagen.encode_vectors(x[start : start + chunk], synrams, num_sends, wait, settle, check=True)
+            words = np.concatenate([hagen.encode_vectors(x[start : start + chunk], synrams, num_sends, wait, settle)
                                     for start in range(0, vectors, chunk)])
     except HalValueError:
         raise _range_error(tiles) from None

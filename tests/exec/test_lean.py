@@ -246,3 +246,34 @@ def test_scattered_driver_rows_and_composed_slices():
         for second in (slice(None, None), slice(2, None), slice(None, 20), slice(4, 30)):
             part = _compose(first, second)
             assert np.array_equal(data if part is None else data[part], data[first][second]), (first, second)
+
+
+def test_a_program_of_tiles_from_several_inputs_gathers_them():
+    """Two matmuls of one level on different inputs share a program: its inputs are gathered from both
+    values (the encoder cannot read one value in place) and the results stay exact, lean or not."""
+    from bss2.graph import GraphBuilder, ops
+    from bss2.graph.ports import ConnectionType
+    from bss2.graph.vertices import ExternalInput
+
+    rng = np.random.default_rng(9)
+    w1, w2 = rng.integers(-63, 64, (60, 30)), rng.integers(-63, 64, (200, 20))
+    builder = GraphBuilder()
+    instance = builder.new_execution_instance()
+    x1 = builder.add(ExternalInput(ConnectionType.DataUInt5, 60, "x1"), execution_instance=instance)
+    x2 = builder.add(ExternalInput(ConnectionType.DataUInt5, 200, "x2"), execution_instance=instance)
+    y1, y2 = ops.matmul(builder, x1, w1), ops.matmul(builder, x2, w2)
+    graph = builder.build()
+    for lean in (True, False):
+        with JITExecutor(EmulatorConnection(config=EmulatorConfig.ideal())) as executor:
+            executor.lean = lean
+            programs = [p for level in executor._plan(graph).lean() or [] for p in level.programs]
+            assert any(p.columns is None for p in programs)
+            for batch in (1, 7, 40):
+                a, b = rng.integers(0, 32, (batch, 60)), rng.integers(0, 32, (batch, 200))
+                out, _ = executor.run(graph, {x1: a, x2: b})
+                assert np.array_equal(out[y1], exact_matmul(a, w1)) and np.array_equal(out[y2], exact_matmul(b, w2))
+    with JITExecutor(EmulatorConnection(config=EmulatorConfig.ideal())) as executor:
+        bad = rng.integers(0, 32, (3, 200))
+        bad[2, 150] = 40
+        with pytest.raises(InputError):
+            executor.run(graph, {x1: rng.integers(0, 32, (3, 60)), x2: bad})
