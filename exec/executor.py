@@ -16,9 +16,10 @@ accumulated while later tiles execute. Host transformations run between levels. 
 :func:`bss2.graph.network_to_graph`) are built and run by :mod:`bss2.exec.spiking`.
 
 A placed graph at small batches (up to ``_LEAN_VECTORS`` vectors per program) takes the *lean path*: its
-programs are prepared once per plan, and a run gathers each program's inputs straight into the encoder's
-layout, encodes and checks them in one pass, adds the configuration words the chip state asks for and cuts
-the tiles' outputs from the CADC samples, without per-tile objects. It sends the same programs as the
+programs are prepared once per plan, and a run encodes and checks each program's inputs in one pass that
+reads the source value in place (:func:`bss2.hal.hagen.encode_gathered`), adds the configuration words the
+chip state asks for and cuts the tiles' outputs from the CADC answers and sums them in compiled passes
+(:mod:`bss2.exec._kernels`), without per-tile objects. It sends the same programs as the
 level-by-level path and leaves the same chip state (``JITExecutor.lean = False`` switches it off).
 
 Inputs and outputs are keyed by vertex descriptor and batch-major: an ``ExternalInput`` of size N takes a
