@@ -220,12 +220,41 @@ def encode_gathered(
     [0, 31] raises :class:`~bss2.hal.HalValueError`. The compiled pass reads ``source`` in place (no
     gathered copy); the numpy twin gathers ``x`` first.
     """
+    source = np.asarray(source)
+    columns = _checked_columns(columns, len(synrams), source)
     kernel = _compiled_encoder()
     if kernel is None:
         x = _gather_numpy(source, columns)
         _check_range(x)
         return _encode_vectors_numpy(x.astype(np.uint16), synrams, num_sends, wait_between_events, settle_cycles)
     return _encode_gathered_compiled(kernel, source, columns, synrams, num_sends, wait_between_events, settle_cycles)
+
+
+def _checked_columns(columns: np.ndarray, n_syn: int, source: np.ndarray) -> np.ndarray:
+    """``columns`` as a C-contiguous int64 array, checked against ``source`` (bounds are remembered per
+    read-only array, which callers such as the executor pass again and again)."""
+    if source.ndim != 2 or not (np.issubdtype(source.dtype, np.integer) or source.dtype == bool):
+        raise HalValueError(f"source must be a 2-D integer array, got shape {source.shape} dtype {source.dtype}")
+    known = _COLUMN_BOUNDS.get(id(columns))
+    if known is None or known[0] is not columns:
+        checked = np.ascontiguousarray(columns, dtype=np.int64)
+        if checked.ndim != 2 or checked.shape[1] != ROWS * n_syn:
+            raise HalValueError(f"columns must have shape (phases, {ROWS * n_syn}), got {checked.shape}")
+        low, high = (int(checked.min()), int(checked.max())) if checked.size else (-1, -1)
+        if low < -1:
+            raise HalValueError(f"columns hold {low}: source columns are >= 0, or -1 for no input")
+        known = (columns, checked, high)
+        if not columns.flags.writeable and checked is columns:
+            if len(_COLUMN_BOUNDS) >= 64:
+                _COLUMN_BOUNDS.clear()
+            _COLUMN_BOUNDS[id(columns)] = known
+    if known[2] >= source.shape[1]:
+        raise HalValueError(f"columns reach source column {known[2]}, but source has {source.shape[1]} columns")
+    return known[1]
+
+
+#: Per read-only column map (by id): the map itself, its checked int64 form and its largest column.
+_COLUMN_BOUNDS: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
 
 
 def _check_range(x: np.ndarray) -> None:

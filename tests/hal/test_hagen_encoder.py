@@ -156,3 +156,23 @@ def test_gathered_encoding_checks_only_the_gathered_columns(mode, monkeypatch):
         source[1, 7] = bad
         with pytest.raises(HalValueError, match=r"\[0, 31\]"):
             hagen.encode_gathered(source, columns, (0, 1), 1, 0, 8)
+
+
+def test_gathered_encoding_rejects_bad_column_maps():
+    source = np.ones((2, 100), np.uint8)
+    columns = np.full((1, hagen.ROWS), -1, np.int64)
+    columns[0, :5] = [0, 1, 2, 3, 100]  # one past the last source column
+    with pytest.raises(HalValueError, match="source has 100 columns"):
+        hagen.encode_gathered(source, columns, (0,), 1, 0, 8)
+    columns[0, 4] = -2
+    with pytest.raises(HalValueError, match="-2"):
+        hagen.encode_gathered(source, columns, (0,), 1, 0, 8)
+    with pytest.raises(HalValueError, match=r"shape \(phases, 256\)"):
+        hagen.encode_gathered(source, np.zeros((1, hagen.ROWS), np.int64), (0, 1), 1, 0, 8)
+    with pytest.raises(HalValueError, match="2-D integer"):
+        hagen.encode_gathered(source.astype(float), np.zeros((1, hagen.ROWS), np.int64), (0,), 1, 0, 8)
+    columns[0, 4] = 99
+    columns.flags.writeable = False  # remembered: a narrower source is still refused
+    assert hagen.encode_gathered(source, columns, (0,), 1, 0, 8).size
+    with pytest.raises(HalValueError, match="source has 50 columns"):
+        hagen.encode_gathered(source[:, :50], columns, (0,), 1, 0, 8)
