@@ -30,16 +30,11 @@ def saturated_sum(sources: Sequence[np.ndarray], dtype: Any) -> np.ndarray:
     int32); the result equals accumulating in it and clipping once, whatever the pass.
     """
     kernels = _compiled()
-    if kernels is not None and len(sources) in (1, 2) and all(s.dtype == np.int8 and s.ndim == 2 for s in sources):
-        first = sources[0]
-        second = sources[-1]
-        if second.shape == first.shape:
-            out = np.empty(first.shape, np.int8)
-            if len(sources) == 1:
-                out[...] = first
-            else:
-                kernels[0](first, second, out)
-            return out
+    if (kernels is not None and len(sources) == 2 and sources[0].shape == sources[1].shape
+            and all(s.dtype == np.int8 and s.ndim == 2 for s in sources)):
+        out = np.empty(sources[0].shape, np.int8)
+        kernels[0](sources[0], sources[1], out)
+        return out
     return saturated_sum_numpy(sources, dtype)
 
 

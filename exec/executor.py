@@ -699,7 +699,7 @@ class _LeanProgram:
         #: where every tile takes its inputs from one vertex: per phase and encoder entry (row, synram) the
         #: column of that vertex's value (-1: no input), so that the encoder reads the value in place
         self.columns: np.ndarray | None = None
-        self.width = 0  # columns that the vertex's value must have
+        self.source_width = 0  # columns that the vertex's value must have
         if len({source for _, source, *_ in self.inputs}) == 1:
             columns = np.full((self.n_phases, hagen.ROWS, len(self.synrams)), -1, np.int64)
             for spec, (_, _, part, phase, rows, k) in zip(specs, self.inputs):
@@ -707,7 +707,7 @@ class _LeanProgram:
                 columns[phase, rows, k] = start + np.arange(np.asarray(spec.view.rows).size)
             self.columns = columns.reshape(self.n_phases, -1)
             self.columns.flags.writeable = False
-            self.width = int(self.columns.max()) + 1
+            self.source_width = int(self.columns.max()) + 1
         #: (phase, synram index, first column, last column + 1) per tile when every tile's outputs are one
         #: span of columns of one width (see :func:`~bss2.exec._kernels.cut_samples`), else None
         self.spans: np.ndarray | None = None
@@ -735,7 +735,7 @@ class _LeanProgram:
             return None
         if self.columns is not None:
             whole = values[self.inputs[0][1]]
-            if whole.shape[1] >= self.width and whole.dtype.kind in "iub":
+            if whole.shape[1] >= self.source_width and whole.dtype.kind in "iub":
                 return whole, vectors, data
         x = np.zeros((self.n_phases * vectors, *self.layout), np.uint16)
         for (instance, _, _, phase, rows, k), value in zip(self.inputs, data):

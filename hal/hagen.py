@@ -218,7 +218,8 @@ def encode_gathered(
     by side), or -1 for an entry without input. The vectors are those of ``x[p * batch + v, j] =
     source[v, columns[p, j]]`` (0 where ``columns[p, j] < 0``), phase after phase. An input entry outside
     [0, 31] raises :class:`~bss2.hal.HalValueError`. The compiled pass reads ``source`` in place (no
-    gathered copy); the numpy twin gathers ``x`` first.
+    gathered copy; with one send it sizes its output for every entry being an event, so the words may be a
+    view of a larger buffer); the numpy twin gathers ``x`` first.
     """
     source = np.asarray(source)
     columns = _checked_columns(columns, len(synrams), source)
