@@ -165,21 +165,18 @@ def recognise(words: np.ndarray) -> _Shape | None:
     return shape
 
 
-def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, baseline: np.ndarray | None) -> np.ndarray:
-    """Synram ``h``'s effective weights (times the leak ``scale`` between reads), read-only and cached per
-    weights: with a ``baseline``, extended by it as the row at the accumulator's column 128 (it rides in the
-    matmul); without, the 128 driver rows alone (the matmul then uses the driver columns only)."""
+def _extended_weights(core, weights: np.ndarray, h: int, scale: float | None, baseline: np.ndarray) -> np.ndarray:
+    """Synram ``h``'s effective weights (times the leak ``scale`` between reads) extended by ``baseline`` as the
+    row at the accumulator's column 128, so that the baseline rides in the matmul; read-only, cached per
+    weights."""
     cached = getattr(core, "_hagen_extended", None)
     if cached is None or cached[0] is not weights:
         cached = core._hagen_extended = (weights, {})
-    key = (h, scale, None if baseline is None else baseline.tobytes())
+    key = (h, scale, baseline.tobytes())
     w = cached[1].get(key)
     if w is None:
         w = weights[h] if scale is None else weights[h] * np.float32(scale)
-        if baseline is not None:
-            w = np.concatenate((w, baseline[None, :]) if h == 0 else (baseline[None, :], w))
-        elif scale is None:
-            w = w.view()
+        w = np.concatenate((w, baseline[None, :]) if h == 0 else (baseline[None, :], w))
         w.flags.writeable = False
         if len(cached[1]) >= 16:
             cached[1].clear()
@@ -336,17 +333,21 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     effective[:, 128] = 1.0 if fold else 0.0
     reads = []
     enabled = []
-    for k, (row, h) in enumerate(zip(rows.tolist(), read_h)):  # per read: its weights (with the leak between the reads) and its baseline
+    for k, (row, h) in enumerate(zip(rows.tolist(), read_h)):  # per read: its weights, gain and baseline
+        # the parasitic leak during the reads before this one: with the baseline folded into the matmul it
+        # scales the weights (the baseline does not decay), else the swing as it is read out
         scale = math.exp(-read_offset[k] * rate) if rate > 0 and read_offset[k] > 0 else None
         baseline = context.baseline[row]
-        w = _extended_weights(core, weights, h, scale, baseline if fold else None)
-        reads.append((k, h, w, None if fold else baseline))
+        if fold:
+            reads.append((k, h, _extended_weights(core, weights, h, scale, baseline), None, 1.0))
+        else:
+            reads.append((k, h, weights[h], baseline, 1.0 if scale is None else scale))
         enabled.append(context.enabled[h])
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
     _mark(None)
-    products = {k: effective[:, _MATMUL[h] if fold else _DRIVERS[h]] @ w for k, h, w, _ in reads if enabled[k]}
+    products = {k: effective[:, _MATMUL[h] if fold else _DRIVERS[h]] @ w for k, h, w, _, _ in reads if enabled[k]}
     _mark("matmul")
     # noise sample (v, k, c) is sample (v * n_r + k) * 256 + c of the words reserved here (64 per read)
     noisy = not fold and cfg.noise_lsb > 0
@@ -354,11 +355,11 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     table = core.noise.table(cfg.noise_lsb) if noisy else None
     if compiled:
         zeros = np.zeros(256, np.float32)
-        for k, h, w, baseline in reads:
+        for k, h, _, baseline, gain in reads:
             if enabled[k]:
                 bend = not fold and bends[h]
-                kernels.readout(products[k], knee[h], cfg.saturation_span_lsb, bend, table, core.noise.key, noise_base,
-                                k, zeros if fold else baseline, samples_u8)
+                kernels.readout(products[k], gain, knee[h], cfg.saturation_span_lsb, bend, table, core.noise.key,
+                                noise_base, k, zeros if fold else baseline, samples_u8)
         _mark("readout (compiled)")
     for c0 in range(0, 0 if compiled else n_v, _READ_CHUNK):  # numpy passes per cache-sized chunk of vectors
         c1 = min(n_v, c0 + _READ_CHUNK)
@@ -366,11 +367,13 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
         if noisy:
             index = core.noise.indices(noise_base + c0 * n_r * 64, (c1 - c0) * n_r * 64)
             noise = index.reshape(c1 - c0, n_r, 256)
-        for k, h, w, baseline in reads:
+        for k, h, _, baseline, gain in reads:
             if not enabled[k]:
                 continue
             _mark(None)
             swing = products[k][c0:c1]
+            if gain != 1.0:
+                swing = swing * np.float32(gain)
             if not fold:
                 swing = saturate(swing, knee[h], cfg.saturation_span_lsb)
                 _mark("saturation")

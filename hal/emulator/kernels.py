@@ -244,24 +244,25 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         return 0
 
     @jit
-    def readout_kernel(product, knee, span, bend, table, key, base, n_reads, read, baseline, out, v0, v1):
-        # product: (n_vectors, 256) float32 swings of one read; out: (n_vectors, n_reads, 264) uint8 responses
+    def readout_kernel(product, gain, knee, span, bend, table, key, base, n_reads, read, baseline, out, v0, v1):
+        # product: (n_vectors, 256) float32 swings of one read, times `gain` (float32; the leak between reads);
+        # out: (n_vectors, n_reads, 264) uint8 responses
         gamma, m1, m2 = GAMMA, _M1, _M2  # the generator of splitmix64 (globals are compile-time constants)
         noisy = table.size > 0
         swing = np.empty(256, np.float32)
         for v in range(v0, v1):
-            # three simple loops per vector (the first and last vectorise): bend, noise, baseline and clip
+            # three simple loops per vector (the first and last vectorise): gain and bend, noise, baseline and clip
             beyond = False
+            for c in range(256):
+                swing[c] = product[v, c] * gain
             if bend:  # does any column pass its knee? (one vectorised pass; most vectors stay below)
                 for c in range(256):
-                    beyond |= abs(np.float64(product[v, c])) > knee[c]
+                    beyond |= abs(np.float64(swing[c])) > knee[c]
             if beyond:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
                 for c in range(256):
-                    x = np.float64(product[v, c])
+                    x = np.float64(swing[c])
                     excess = max(abs(x) - knee[c], 0.0)
                     swing[c] = np.float32(x - math.copysign(excess * excess / (span + excess), x))
-            else:  # no excess: the bend subtracts (signed) zero, the swing stays as it is
-                swing[:] = product[v]
             if noisy:
                 word0 = base + np.uint64((v * n_reads + read) * 64)  # 256 samples = 64 words per (vector, read)
                 for q in range(64):
@@ -308,9 +309,13 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 pairs = (count + 1) // 2
                 if count == 0 or count > 0xFFFF or address < lo or address + count - 1 > hi or i + 1 + pairs > n:
                     return -1, 0, 0
-                if apply:
-                    for j in range(count):
-                        memory[address + j] = np.uint32((words[i + 1 + j // 2] >> np.uint64(32 * (j & 1))) & np.uint64(0xFFFFFFFF))
+                if apply:  # two registers per data word, the lower half first
+                    for p in range(count // 2):
+                        word = words[i + 1 + p]
+                        memory[address + 2 * p] = np.uint32(word & np.uint64(0xFFFFFFFF))
+                        memory[address + 2 * p + 1] = np.uint32(word >> np.uint64(32))
+                    if count & 1:
+                        memory[address + count - 1] = np.uint32(words[i + pairs] & np.uint64(0xFFFFFFFF))
                 data_words += pairs
                 i += 1 + pairs
             else:
@@ -465,15 +470,16 @@ def timeline(n_spikes: np.ndarray, targets: np.ndarray, first_spike: np.ndarray,
     return vector_time, t_read0, exponent if rate > 0 else None, chunk_start, float(end), int(longest), int(span)
 
 
-def readout(product: np.ndarray, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None, key: int,
-            base: int, read: int, baseline: np.ndarray, out: np.ndarray) -> None:
+def readout(product: np.ndarray, gain: float, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None,
+            key: int, base: int, read: int, baseline: np.ndarray, out: np.ndarray) -> None:
     """CADC samples of one read for every vector, written to ``out[:, read, 8:]`` (uint8).
 
-    Per sample: the saturation bend beyond the column's knee (when ``bend``), plus noise sample
+    Per sample: the swing ``product`` times ``gain`` (in float32; the parasitic leak during the reads before
+    this one, 1 for none), bent beyond the column's knee (when ``bend``), plus noise sample
     ``(v * n_reads + read) * 256 + c`` of the stream whose 64-bit words start at ``base`` (when ``table``,
     the scaled quantile table, is given), plus ``baseline``, clipped to 0..255 and truncated.
     """
     kernel = _compiled()[2]
     noise = np.zeros(0, np.float32) if table is None else table
-    _run(kernel, product.shape[0], product, knee, float(span), bool(bend), noise, np.uint64(key), np.uint64(base),
-         out.shape[1], int(read), baseline, out)
+    _run(kernel, product.shape[0], product, np.float32(gain), knee, float(span), bool(bend), noise, np.uint64(key),
+         np.uint64(base), out.shape[1], int(read), baseline, out)
