@@ -94,10 +94,26 @@ class Connection(abc.ABC):
     def _execute_words(self, words: np.ndarray) -> ExecutionResult:
         """Execute instruction words, return responses and timing."""
 
-    def execute(self, program: PlaybackProgram | np.ndarray) -> ExecutionResult:
-        """Execute a program (or raw instruction words) and return the raw responses with timing."""
+    def _execute_parts(self, parts: tuple[np.ndarray, ...]) -> ExecutionResult:
+        """Execute the concatenation of ``parts`` (two or more); backends that can use the parts as they are
+        (without joining them into one array) override this."""
+        return self._execute_words(np.concatenate(parts))
+
+    def execute(self, program: PlaybackProgram | np.ndarray | Sequence[np.ndarray]) -> ExecutionResult:
+        """Execute a program (or raw instruction words) and return the raw responses with timing.
+
+        The words may also come as a list or tuple of 1-D uint64 arrays, the program in parts (for example
+        a cached block of configuration words, then the vectors of this run): it runs as their
+        concatenation, and a backend that can take the parts as they are spares the copy.
+        """
         if self._closed:
             raise CommError(f"{type(self).__name__} is closed")
+        if isinstance(program, (list, tuple)):
+            parts = tuple(_program_words(part) for part in program)
+            nonempty = tuple(part for part in parts if part.size)
+            if len(nonempty) > 1:
+                return self._execute_parts(nonempty)
+            return self._execute_words(nonempty[0] if nonempty else np.empty(0, np.uint64))
         return self._execute_words(_program_words(program))
 
     def close(self) -> None:
@@ -148,6 +164,14 @@ class EmulatorConnection(Connection):
     def _execute_words(self, words: np.ndarray) -> ExecutionResult:
         start = time.perf_counter()
         responses = self.emulator.execute(words)
+        elapsed = time.perf_counter() - start
+        return ExecutionResult(responses, Timing(execute=elapsed, hardware_time=float(self.emulator.hardware_time)))
+
+    def _execute_parts(self, parts: tuple[np.ndarray, ...]) -> ExecutionResult:
+        if type(self)._execute_words is not EmulatorConnection._execute_words:
+            return super()._execute_parts(parts)  # a subclass that sees (or changes) every program's words
+        start = time.perf_counter()
+        responses = self.emulator.execute_parts(parts)
         elapsed = time.perf_counter() - start
         return ExecutionResult(responses, Timing(execute=elapsed, hardware_time=float(self.emulator.hardware_time)))
 
@@ -289,11 +313,13 @@ STATUS_OK = 0
 STATUS_ERROR = 1
 
 
-def encode_request(words: np.ndarray | None, kind: int = KIND_PROGRAM) -> bytes:
-    """Frame a program (or an info request) for the link."""
+def encode_request(words: np.ndarray | Sequence[np.ndarray] | None, kind: int = KIND_PROGRAM) -> bytes:
+    """Frame a program (or an info request) for the link; a program in parts is framed as their concatenation."""
     header = _REQUEST.pack(REQUEST_MAGIC, PROTOCOL_VERSION, kind)
     if words is None:
         return header
+    if isinstance(words, (list, tuple)):
+        return b"".join([header, *(np.ascontiguousarray(part, dtype="<u8").tobytes() for part in words)])
     return header + np.ascontiguousarray(words, dtype="<u8").tobytes()
 
 
@@ -368,7 +394,10 @@ class UdpConnection(Connection):
     def info(self) -> ConnectionInfo:
         return ConnectionInfo(backend="udp", chip_id=self._chip_id, endpoint=self.endpoint)
 
-    def _execute_words(self, words: np.ndarray) -> ExecutionResult:
+    def _execute_parts(self, parts: tuple[np.ndarray, ...]) -> ExecutionResult:
+        return self._execute_words(parts)
+
+    def _execute_words(self, words: np.ndarray | tuple[np.ndarray, ...]) -> ExecutionResult:
         start = time.perf_counter()
         request = encode_request(words)
         encoded = time.perf_counter()

@@ -329,31 +329,31 @@ class JITExecutor:
         if failure is not None:
             raise failure
 
-    def _lean_words(self, program: _LeanProgram, vectors: np.ndarray, record: InstanceRecord) -> tuple[np.ndarray, int]:
-        """The program's words (configuration the chip state asks for, ``vectors``, END) and its cookie."""
+    def _lean_words(self, program: _LeanProgram, vectors: np.ndarray, record: InstanceRecord) -> tuple[list[np.ndarray], int]:
+        """The program's words in parts (the configuration words the chip state asks for, as they come, then
+        ``vectors`` and END in one array) and its cookie: the connection runs their concatenation, and the
+        emulator stores cached weight blocks without joining them into one array."""
         started = time.perf_counter()
         cookie = next(_cookies) & 0xFFFF_FFFF
         try:
             parts, _, config_words = configuration_words(self._states[program.chip], program.synrams, program.images)
         except Exception as error:
             raise ExecutionFailed(str(error), instance=program.instance, chip=program.chip, stage="build") from error
-        words = np.empty(vectors.size + 1 + sum(p.size for p in parts), np.uint64)
-        at = 0
-        for part in parts:
-            words[at : at + part.size] = part
-            at += part.size
-        words[at:-1] = vectors
-        words[-1] = _END_HEAD | cookie
+        tail = np.empty(vectors.size + 1, np.uint64)
+        tail[:-1] = vectors
+        tail[-1] = _END_HEAD | cookie
+        parts.append(tail)
         record.config_words = config_words
+        record.words_sent = sum(part.size for part in parts)
         record.stages["build"] = time.perf_counter() - started
-        return words, cookie
+        return parts, cookie
 
-    def _lean_execute(self, program: _LeanProgram, built: tuple[np.ndarray, int], vectors: int,
+    def _lean_execute(self, program: _LeanProgram, built: tuple[list[np.ndarray], int], vectors: int,
                       record: InstanceRecord) -> dict[int, np.ndarray]:
         """Run one lean program on its chip and cut its tiles' outputs (int8) from the CADC samples."""
-        words, cookie = built
+        parts, cookie = built
         try:
-            result = self.connections[program.chip].execute(words)
+            result = self.connections[program.chip].execute(parts)
         except Exception as error:
             raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=program.instance, chip=program.chip,
                                   stage="execute") from error
@@ -362,7 +362,6 @@ class JITExecutor:
         stages["transfer"] = timing.transfer + timing.encode
         stages["execute"] = timing.execute
         record.hardware_time = timing.hardware_time
-        record.words_sent = words.size
         responses = result.responses
         record.words_received = responses.size
         started = time.perf_counter()

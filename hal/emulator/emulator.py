@@ -12,6 +12,7 @@ word, event or batch entry.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Final
 
 import attrs
@@ -166,6 +167,47 @@ class Emulator:
         self._set_timing(self.time - t0, int(np.asarray(words).size), int(responses.size))
         return responses
 
+    def execute_parts(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """Run the concatenation of ``parts`` (1-D uint64 arrays): the same as
+        ``execute(np.concatenate(parts))``, except that leading parts of nothing but complete synapse writes
+        before a hagen program are stored straight from their arrays, with no joined copy (the executor sends
+        cached weight blocks this way). A part that is not a 1-D integer array raises
+        :class:`bss2.hal.errors.EncodingError` (nothing runs)."""
+        parts = tuple(wire._as_word_array(f"parts[{i}]", part) for i, part in enumerate(parts))
+        if len(parts) <= 1:
+            return self.execute(parts[0] if parts else np.empty(0, np.uint64))
+        if self.fast_path:
+            responses = self._synapse_parts(parts)
+            if responses is not None:
+                return responses
+        return self.execute(np.concatenate(parts))
+
+    def _synapse_parts(self, parts: tuple[np.ndarray, ...]) -> np.ndarray | None:
+        """With the compiled kernels: every part but the last nothing but complete WRITE/WRITE_BLOCK
+        instructions into the synapse array, the last starting a hagen vector; stores the writes, runs the
+        last part and returns its responses; else None and nothing changed."""
+        if kernels.mode() != "numba" or not all(part.flags.c_contiguous for part in parts):
+            return None
+        ops = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
+        for part in parts[:-1]:
+            if kernels.write_prefix(part, ops, SYNAPSES.base, SYNAPSES.last_address)[0] != part.size:
+                return None
+        tail = parts[-1]
+        if not _starts_vector(tail, 0):
+            return None
+        t0 = self.time
+        issued = 0
+        for part in parts[:-1]:
+            _, instructions, data_words = kernels.write_prefix(part, ops, SYNAPSES.base, SYNAPSES.last_address,
+                                                               self.memory, checked=True)
+            issued += instructions + data_words
+        self._synapses_stored(issued)
+        responses = execute_hagen(self, tail)
+        if responses is None:
+            responses = self._execute_general(tail)
+        self._set_timing(self.time - t0, sum(int(part.size) for part in parts), int(responses.size))
+        return responses
+
     def _execute_control(self, words: np.ndarray) -> np.ndarray | None:
         """A short program of nothing but TIMER_RESET, WAIT_UNTIL, BARRIER and END (well formed) on a chip
         where nothing can happen by itself (no background source, no MADC recording, CapMem settled, no
@@ -212,9 +254,7 @@ class Emulator:
             return None
         ops = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
         stop, _, _ = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address)
-        if stop <= 0 or stop + 1 >= words.size or words[stop] != _TIMER_RESET_WORD:
-            return None
-        if (words[stop + 1] & np.uint64(0xFFFF_FFFF_0000_0000)) != _NEURON_RESET_WRITE_HEAD:
+        if stop <= 0 or not _starts_vector(words, stop):
             return None
         stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory,
                                                               checked=True)
@@ -751,6 +791,12 @@ _LOW_PAYLOAD = frozenset((_WAIT_OP, _END_OP))  # payload bits 55..32 must be zer
 _END_RESPONSE = int(ResponseType.END) << 56
 _NEURON_RESET_WRITE_HEAD = (np.uint64(wire.Opcode.WRITE) << np.uint64(56)) | (np.uint64(REGISTER_MAP["neuron_reset"].base) << np.uint64(32))
 _TIMER_RESET_WORD = wire.encode_timer_reset()[0]
+
+
+def _starts_vector(words: np.ndarray, at: int) -> bool:
+    """Whether a hagen vector (TIMER_RESET, then a neuron reset write) starts at word ``at``."""
+    return (at + 1 < words.size and words[at] == _TIMER_RESET_WORD
+            and (words[at + 1] & np.uint64(0xFFFF_FFFF_0000_0000)) == _NEURON_RESET_WRITE_HEAD)
 
 
 def _hagen_suffix_start(words: np.ndarray) -> int | None:

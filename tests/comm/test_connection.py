@@ -259,3 +259,55 @@ def test_zeromock_walks_leading_write_blocks(n_blocks, seed, truncated):
     if truncated and n_blocks:
         stream = parts[0][: max(1, parts[0].size - 2)]  # a block whose data runs past the end
     assert np.array_equal(zero_responses(stream), _zero_responses_general(stream))
+
+
+def _weights_then_vectors(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """A hagen set-up program, then a program in parts: a new weight block per synram, then vectors and END."""
+    from bss2.hal import REGISTER_MAP, hagen
+    from bss2.hal.emulator import Emulator
+
+    setup = hagen.hagen_config_words({h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)})
+    scratch = Emulator(seed=0)
+    scratch.execute(hagen.hagen_config_words({h: rng.integers(-63, 64, (128, 256)) for h in (0, 1)}))
+    base = REGISTER_MAP["synapse_quad"].base
+    planes = scratch.memory[base : base + 32768]
+    blocks = [wire.encode_write_block(base + 16384 * h, planes[16384 * h : 16384 * (h + 1)]) for h in (0, 1)]
+    x = {h: rng.integers(0, 32, (5, 128)) for h in (0, 1)}
+    return setup, blocks, hagen.hagen_input_words(x, end_cookie=9)
+
+
+@pytest.mark.parametrize("backend", ["emulator", "zeromock", "udp"])
+def test_a_program_in_parts_runs_as_their_concatenation(udp_server, backend):
+    rng = np.random.default_rng(11)
+    setup, synapse_blocks, vectors = _weights_then_vectors(rng)
+
+    def make():
+        if backend == "udp":
+            return UdpConnection(*udp_server(seed=2).address[:2])
+        return EmulatorConnection(seed=2) if backend == "emulator" else ZeroMockConnection()
+
+    with make() as joined, make() as split:
+        assert joined.execute(setup).responses.size == split.execute([setup]).responses.size
+        for _ in range(2):
+            expected = joined.execute(np.concatenate([*synapse_blocks, vectors]))
+            got = split.execute((*synapse_blocks, np.empty(0, np.uint64), vectors))
+            assert np.array_equal(got.responses, expected.responses)
+            assert got.timing.hardware_time == expected.timing.hardware_time
+        # a part that is not 1-D uint64 words is refused
+        with pytest.raises(CommError, match="1-D uint64"):
+            split.execute([vectors, vectors.astype(np.float64)])
+        assert split.execute([]).responses.size == 0
+
+
+def test_a_subclass_that_sees_every_programs_words_sees_parts_joined():
+    seen = []
+
+    class Recording(EmulatorConnection):
+        def _execute_words(self, words):
+            seen.append(words.copy())
+            return super()._execute_words(words)
+
+    _, blocks, vectors = _weights_then_vectors(np.random.default_rng(12))
+    with Recording(seed=1) as connection:
+        connection.execute([*blocks, vectors])
+    assert len(seen) == 1 and np.array_equal(seen[0], np.concatenate([*blocks, vectors]))

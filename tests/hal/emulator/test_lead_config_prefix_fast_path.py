@@ -6,9 +6,11 @@ default chip.
 """
 
 import numpy as np
+import pytest
 
 from bss2.hal import hagen, wire
-from bss2.hal.emulator import Emulator, EmulatorConfig
+from bss2.hal.emulator import Emulator, EmulatorConfig, kernels
+from bss2.hal.errors import EncodingError
 
 
 def _program(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,3 +72,61 @@ def test_weight_updates_before_vectors_equal_the_general_interpreter():
         assert np.array_equal(fast_result[0], general_result[0])
         assert fast_result[1] == general_result[1]
         assert np.array_equal(fast_result[2], general_result[2])
+
+
+def _update_parts(rng: np.random.Generator, x: np.ndarray) -> list[np.ndarray]:
+    return [
+        hagen.hagen_synapse_words(0, rng.integers(-63, 64, (128, 256))),
+        wire.encode_write([0x10000 + 5, 0x10000 + 16384 + 7], rng.integers(0, 2**32, 2)),
+        hagen.hagen_synapse_words(1, rng.integers(-63, 64, (128, 256))),
+        hagen.hagen_input_words({0: x, 1: x}, end_cookie=4),
+    ]
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig.ideal(), EmulatorConfig.default()], ids=["ideal", "default"])
+def test_a_program_in_parts_runs_as_the_joined_program(config, monkeypatch):
+    rng = np.random.default_rng(3)
+    w = rng.integers(-63, 64, (128, 256))
+    x = rng.integers(0, 32, (20, 128))
+    setup = hagen.hagen_config_words({0: w, 1: w})
+    parts = _update_parts(rng, x)
+    joined, split = Emulator(seed=4, config=config), Emulator(seed=4, config=config)
+    for emulator in (joined, split):
+        emulator.execute(setup)
+    expected = joined.execute(np.concatenate(parts))
+    if kernels.mode() == "numba":  # the synapse parts are stored where they lie: no joined program
+        monkeypatch.setattr(split, "execute", lambda words: pytest.fail("the parts were joined"))
+    got = split.execute_parts(parts)
+    assert np.array_equal(got, expected)
+    assert split.time == joined.time and split.last_timing == joined.last_timing
+    assert np.array_equal(split.memory, joined.memory)
+
+
+@pytest.mark.parametrize("case", ["other register", "block across parts", "no vector after", "one part"])
+def test_parts_that_are_not_synapse_writes_before_vectors_run_joined(case):
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 32, (6, 128))
+    parts = _update_parts(rng, x)
+    if case == "other register":
+        parts.insert(1, wire.encode_write([1], [1]))
+    elif case == "block across parts":
+        parts[0:1] = [parts[0][:100], parts[0][100:]]
+    elif case == "no vector after":
+        parts[-1] = np.concatenate([wire.encode_write([1], [1]), parts[-1]])
+    else:
+        parts = [np.concatenate(parts)]
+    joined, split = Emulator(seed=6, config=EmulatorConfig.ideal()), Emulator(seed=6, config=EmulatorConfig.ideal())
+    assert np.array_equal(split.execute_parts(parts), joined.execute(np.concatenate(parts)))
+    assert split.time == joined.time and np.array_equal(split.memory, joined.memory)
+
+
+def test_a_bad_part_raises_and_changes_nothing():
+    rng = np.random.default_rng(5)
+    parts = _update_parts(rng, rng.integers(0, 32, (3, 128)))
+    emulator = Emulator(seed=1)
+    memory, time = emulator.memory.copy(), emulator.time
+    for bad in (parts[0].astype(np.float64), parts[0][:-1].reshape(2, -1)):
+        with pytest.raises(EncodingError, match=r"parts\[1\]"):
+            emulator.execute_parts([parts[1], bad, parts[-1]])
+    assert emulator.time == time and np.array_equal(emulator.memory, memory)
+    assert emulator.execute_parts([]).size == 0
