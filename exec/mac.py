@@ -414,6 +414,12 @@ _NO_WORDS = np.empty(0, np.uint64)
 _NO_WORDS.flags.writeable = False
 
 
+def _plane_image(state: ChipState, start: int) -> np.ndarray:
+    """The (256, 256) bytes of the synapse plane starting at register ``start`` in the state's image."""
+    assert state._config is not None
+    return state._config.image[start : start + _PLANE_WORDS].view(np.uint8).reshape(2 * hagen.ROWS, hagen.COLUMNS)
+
+
 def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.ndarray:
     """Record ``physical`` (a synram's (256, 256) physical weights) in ``state`` and return the words
     writing the quads that changed.
@@ -426,8 +432,9 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
     if old is physical:  # the same immutable weights again
         return _NO_WORDS
     start = _plane_start(synram)
-    plane = state._config.image[start : start + _PLANE_WORDS].view(np.uint8).reshape(2 * hagen.ROWS, hagen.COLUMNS)
+    plane = None  # the image's plane (the bits above the weights), looked at only where words are made
     if old is None:
+        plane = _plane_image(state, start)
         old = plane & np.uint8(0x3F)
     state._planes[synram] = physical
     differs = None
@@ -448,7 +455,7 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
         block = state._blocks.get((id(physical), synram))
         if block is not None and block[0] is physical:
             return block[1]
-        words = _plane_words(plane, physical)
+        words = _plane_words(_plane_image(state, start) if plane is None else plane, physical)
         # one WRITE_BLOCK of the whole plane: header, then two register words per data word
         block = np.empty(1 + _PLANE_WORDS // 2, np.uint64)
         block[0] = _PLANE_HEADERS[synram]
@@ -462,7 +469,7 @@ def _plane_update(state: ChipState, synram: int, physical: np.ndarray) -> np.nda
     if differs is None:
         differs = physical.view("<u4").reshape(-1) != old.view("<u4").reshape(-1)
     changed = np.flatnonzero(differs)
-    words = _plane_words(plane, physical)
+    words = _plane_words(_plane_image(state, start) if plane is None else plane, physical)
     return encode_runs(start + changed, words[changed])
 
 
