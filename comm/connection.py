@@ -99,6 +99,11 @@ class Connection(abc.ABC):
         (without joining them into one array) override this."""
         return self._execute_words(np.concatenate(parts))
 
+    def _hooks_words(self, backend: type[Connection]) -> bool:
+        """Whether this object's class overrides ``backend._execute_words``: such a subclass sees (or
+        changes) the words of every program, so programs in parts reach it joined."""
+        return type(self)._execute_words is not backend._execute_words
+
     def execute(self, program: PlaybackProgram | np.ndarray | Sequence[np.ndarray]) -> ExecutionResult:
         """Execute a program (or raw instruction words) and return the raw responses with timing.
 
@@ -168,8 +173,8 @@ class EmulatorConnection(Connection):
         return ExecutionResult(responses, Timing(execute=elapsed, hardware_time=float(self.emulator.hardware_time)))
 
     def _execute_parts(self, parts: tuple[np.ndarray, ...]) -> ExecutionResult:
-        if type(self)._execute_words is not EmulatorConnection._execute_words:
-            return super()._execute_parts(parts)  # a subclass that sees (or changes) every program's words
+        if self._hooks_words(EmulatorConnection):
+            return super()._execute_parts(parts)
         start = time.perf_counter()
         responses = self.emulator.execute_parts(parts)
         elapsed = time.perf_counter() - start
@@ -395,9 +400,14 @@ class UdpConnection(Connection):
         return ConnectionInfo(backend="udp", chip_id=self._chip_id, endpoint=self.endpoint)
 
     def _execute_parts(self, parts: tuple[np.ndarray, ...]) -> ExecutionResult:
-        return self._execute_words(parts)
+        if self._hooks_words(UdpConnection):
+            return super()._execute_parts(parts)
+        return self._request(parts)  # framed part by part, not joined first
 
-    def _execute_words(self, words: np.ndarray | tuple[np.ndarray, ...]) -> ExecutionResult:
+    def _execute_words(self, words: np.ndarray) -> ExecutionResult:
+        return self._request(words)
+
+    def _request(self, words: np.ndarray | tuple[np.ndarray, ...]) -> ExecutionResult:
         start = time.perf_counter()
         request = encode_request(words)
         encoded = time.perf_counter()

@@ -344,7 +344,6 @@ class JITExecutor:
         tail[-1] = _END_HEAD | cookie
         parts.append(tail)
         record.config_words = config_words
-        record.words_sent = sum(part.size for part in parts)
         record.stages["build"] = time.perf_counter() - started
         return parts, cookie
 
@@ -362,6 +361,7 @@ class JITExecutor:
         stages["transfer"] = timing.transfer + timing.encode
         stages["execute"] = timing.execute
         record.hardware_time = timing.hardware_time
+        record.words_sent = sum(part.size for part in parts)
         responses = result.responses
         record.words_received = responses.size
         started = time.perf_counter()

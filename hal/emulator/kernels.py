@@ -251,7 +251,7 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         noisy = table.size > 0
         swing = np.empty(256, np.float32)
         for v in range(v0, v1):
-            # three simple loops per vector (the first and last vectorise): gain and bend, noise, baseline and clip
+            # simple loops per vector (all but the noise vectorise): gain, bend, noise, then baseline and clip
             beyond = False
             for c in range(256):
                 swing[c] = product[v, c] * gain

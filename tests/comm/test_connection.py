@@ -299,15 +299,17 @@ def test_a_program_in_parts_runs_as_their_concatenation(udp_server, backend):
         assert split.execute([]).responses.size == 0
 
 
-def test_a_subclass_that_sees_every_programs_words_sees_parts_joined():
+@pytest.mark.parametrize("backend", [EmulatorConnection, UdpConnection])
+def test_a_subclass_that_sees_every_programs_words_sees_parts_joined(udp_server, backend):
     seen = []
 
-    class Recording(EmulatorConnection):
+    class Recording(backend):
         def _execute_words(self, words):
             seen.append(words.copy())
             return super()._execute_words(words)
 
     _, blocks, vectors = _weights_then_vectors(np.random.default_rng(12))
-    with Recording(seed=1) as connection:
+    connection = Recording(seed=1) if backend is EmulatorConnection else Recording(*udp_server(seed=1).address[:2])
+    with connection:
         connection.execute([*blocks, vectors])
     assert len(seen) == 1 and np.array_equal(seen[0], np.concatenate([*blocks, vectors]))
