@@ -146,9 +146,7 @@ class Emulator:
                 return fast
             synapse_prefix = self._synapse_prefix(words)
             if synapse_prefix is not None:  # weight update, then the vectors (one compiled pass each)
-                tail = execute_hagen(self, words[synapse_prefix:])
-                if tail is None:
-                    tail = self._execute_general(words[synapse_prefix:])
+                tail = self._execute_vectors(words[synapse_prefix:])
                 self._set_timing(self.time - t0, int(words.size), int(tail.size))
                 return tail
             split = _hagen_suffix_start(words)
@@ -157,9 +155,7 @@ class Emulator:
                 head = self._execute_synapse_writes(words[:split])
                 if head is None:
                     head = self._execute_general(words[:split])
-                tail = execute_hagen(self, words[split:])
-                if tail is None:
-                    tail = self._execute_general(words[split:])
+                tail = self._execute_vectors(words[split:])
                 responses = np.concatenate((head, tail))
                 self._set_timing(self.time - t0, int(words.size), int(responses.size))
                 return responses
@@ -202,11 +198,15 @@ class Emulator:
                                                                self.memory, checked=True)
             issued += instructions + data_words
         self._synapses_stored(issued)
-        responses = execute_hagen(self, tail)
-        if responses is None:
-            responses = self._execute_general(tail)
+        responses = self._execute_vectors(tail)
         self._set_timing(self.time - t0, sum(int(part.size) for part in parts), int(responses.size))
         return responses
+
+    def _execute_vectors(self, words: np.ndarray) -> np.ndarray:
+        """MAC vectors after a configuration prefix: the hagen fast path where it applies, else the general
+        interpreter."""
+        responses = execute_hagen(self, words)
+        return self._execute_general(words) if responses is None else responses
 
     def _execute_control(self, words: np.ndarray) -> np.ndarray | None:
         """A short program of nothing but TIMER_RESET, WAIT_UNTIL, BARRIER and END (well formed) on a chip
