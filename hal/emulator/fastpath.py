@@ -228,7 +228,8 @@ class _Context:
     knees and whether any column bends.
     """
 
-    __slots__ = ("usable", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all")
+    __slots__ = ("usable", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all",
+                 "read_baselines", "read_bends")
 
 
 def _context(emulator, params, tables) -> _Context:
@@ -259,6 +260,10 @@ def _context(emulator, params, tables) -> _Context:
     # without saturation and noise the baseline (128 + channel offset + v_reset) rides in the matmul: a
     # column of ones in the accumulator times a baseline row appended to the weights
     context.fold = cfg.noise_lsb <= 0 and not any(context.bends)
+    # what the compiled readout takes: per CADC row its baseline and per synram whether it bends (with the
+    # baseline folded into the matmul: none, and no bend)
+    context.read_baselines = np.zeros((4, 256), np.float32) if context.fold else np.stack(context.baseline)
+    context.read_bends = np.array([not context.fold and b for b in context.bends])
     core._hagen_context = (core.generation, params, tables, context)
     return context
 
@@ -328,7 +333,6 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     samples_u8 = body.view(np.uint8).reshape(n_v, n_r, 264)
     body[:, :, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads
     knee = context.knee
-    bends = context.bends
     fold = context.fold
     effective[:, 128] = 1.0 if fold else 0.0
     reads = []
@@ -347,19 +351,19 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
     _mark(None)
-    products = {k: effective[:, _MATMUL[h] if fold else _DRIVERS[h]] @ w for k, h, w, _, _ in reads if enabled[k]}
+    products = np.empty((n_r, n_v, 256), np.float32)
+    for k, h, w, _, _ in reads:
+        if enabled[k]:
+            np.matmul(effective[:, _MATMUL[h] if fold else _DRIVERS[h]], w, out=products[k])
     _mark("matmul")
     # noise sample (v, k, c) is sample (v * n_r + k) * 256 + c of the words reserved here (64 per read)
     noisy = not fold and cfg.noise_lsb > 0
     noise_base = core.noise.reserve(n_v * n_r * 64) if noisy else 0
     table = core.noise.table(cfg.noise_lsb) if noisy else None
     if compiled:
-        zeros = np.zeros(256, np.float32)
-        for k, h, _, baseline, gain in reads:
-            if enabled[k]:
-                bend = not fold and bends[h]
-                kernels.readout(products[k], gain, knee[h], cfg.saturation_span_lsb, bend, table, core.noise.key,
-                                noise_base, k, zeros if fold else baseline, samples_u8)
+        kernels.readout(products, np.array([gain for *_, gain in reads], np.float32), knee, cfg.saturation_span_lsb,
+                        context.read_bends, table, core.noise.key, noise_base, context.read_baselines, rows,
+                        np.array(enabled), samples_u8)
         _mark("readout (compiled)")
     for c0 in range(0, 0 if compiled else n_v, _READ_CHUNK):  # numpy passes per cache-sized chunk of vectors
         c1 = min(n_v, c0 + _READ_CHUNK)

@@ -244,36 +244,45 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         return 0
 
     @jit
-    def readout_kernel(product, gain, knee, span, bend, table, key, base, n_reads, read, baseline, out, v0, v1):
-        # product: (n_vectors, 256) float32 swings of one read, times `gain` (float32; the leak between reads);
-        # out: (n_vectors, n_reads, 264) uint8 responses
+    def readout_kernel(products, gains, knees, span, bends, table, key, base, baselines, rows, enabled, out, v0, v1):
+        # products: (n_reads, n_vectors, 256) float32 swings; read k of a vector: times gains[k] (the leak
+        # between reads), bent beyond knees[rows[k] // 2] when bends[rows[k] // 2], noise, plus
+        # baselines[rows[k]]; reads with enabled[k] False are skipped; out: (n_vectors, n_reads, 264) uint8
         gamma, m1, m2 = GAMMA, _M1, _M2  # the generator of splitmix64 (globals are compile-time constants)
         noisy = table.size > 0
+        n_reads = out.shape[1]
         swing = np.empty(256, np.float32)
         for v in range(v0, v1):
-            # simple loops per vector (all but the noise vectorise): gain, bend, noise, then baseline and clip
-            beyond = False
-            for c in range(256):
-                swing[c] = product[v, c] * gain
-            if bend:  # does any column pass its knee? (one vectorised pass; most vectors stay below)
+            for read in range(n_reads):
+                if not enabled[read]:
+                    continue
+                h = rows[read] // 2
+                gain = gains[read]
+                knee = knees[h]
+                baseline = baselines[rows[read]]
+                # simple loops per sample (all but the noise vectorise): gain, bend, noise, then baseline and clip
+                beyond = False
                 for c in range(256):
-                    beyond |= abs(np.float64(swing[c])) > knee[c]
-            if beyond:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
+                    swing[c] = products[read, v, c] * gain
+                if bends[h]:  # does any column pass its knee? (one vectorised pass; most vectors stay below)
+                    for c in range(256):
+                        beyond |= abs(np.float64(swing[c])) > knee[c]
+                if beyond:  # branch-free (data-dependent branches mispredict): zero excess changes nothing
+                    for c in range(256):
+                        x = np.float64(swing[c])
+                        excess = max(abs(x) - knee[c], 0.0)
+                        swing[c] = np.float32(x - math.copysign(excess * excess / (span + excess), x))
+                if noisy:
+                    word0 = base + np.uint64((v * n_reads + read) * 64)  # 256 samples = 64 words per (vector, read)
+                    for q in range(64):
+                        z = key + (word0 + np.uint64(q) + np.uint64(1)) * gamma
+                        r = (z ^ (z >> np.uint64(30))) * m1
+                        r = (r ^ (r >> np.uint64(27))) * m2
+                        r = r ^ (r >> np.uint64(31))
+                        for lane in range(4):
+                            swing[4 * q + lane] += table[(r >> np.uint64(16 * lane)) & np.uint64(0xFFFF)]
                 for c in range(256):
-                    x = np.float64(swing[c])
-                    excess = max(abs(x) - knee[c], 0.0)
-                    swing[c] = np.float32(x - math.copysign(excess * excess / (span + excess), x))
-            if noisy:
-                word0 = base + np.uint64((v * n_reads + read) * 64)  # 256 samples = 64 words per (vector, read)
-                for q in range(64):
-                    z = key + (word0 + np.uint64(q) + np.uint64(1)) * gamma
-                    r = (z ^ (z >> np.uint64(30))) * m1
-                    r = (r ^ (r >> np.uint64(27))) * m2
-                    r = r ^ (r >> np.uint64(31))
-                    for lane in range(4):
-                        swing[4 * q + lane] += table[(r >> np.uint64(16 * lane)) & np.uint64(0xFFFF)]
-            for c in range(256):
-                out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
+                    out[v, read, 8 + c] = np.uint8(min(max(swing[c] + baseline[c], np.float32(0.0)), np.float32(255.0)))
 
     @jit
     def hagen_weights_kernel(weights, coefficients, out):
@@ -408,6 +417,9 @@ def recognise(words: np.ndarray, ops: np.ndarray, neuron_reset: int) -> tuple | 
     return result[1:] if result[0] else None
 
 
+_NO_FLOATS = np.zeros(0, np.float32)
+
+
 def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: np.ndarray, check_buses: bool,
                leak: np.ndarray | None, chunk_start: np.ndarray, factor: np.ndarray | None, out: np.ndarray) -> int:
     """Set ``out[v]`` to the sum of every used label of the SPIKES words ``first[v] .. first[v] + count[v] - 1``.
@@ -420,10 +432,9 @@ def accumulate(lanes: np.ndarray, first: np.ndarray, count: np.ndarray, table: n
     row ``v``. Unused labels of partly filled words must be zero (as :func:`recognise` checks).
     """
     kernel = _compiled()[1]
-    empty = np.zeros(0, np.float32)
     status = _run(kernel, first.size, lanes, first, count, table, bool(check_buses),
-                  empty if leak is None else leak, chunk_start, empty if factor is None else factor, out)
-    return max(int(s) for s in status)
+                  _NO_FLOATS if leak is None else leak, chunk_start, _NO_FLOATS if factor is None else factor, out)
+    return int(status[0]) if len(status) == 1 else max(int(s) for s in status)
 
 
 def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memory: np.ndarray | None = None,
@@ -435,13 +446,17 @@ def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memo
     says that a call without ``memory`` has just validated these very words (the pass is not repeated)."""
     kernel = _compiled()[4]
     apply = memory is not None
-    image = memory if apply else np.zeros(0, np.uint32)
+    image = memory if apply else _NO_REGISTERS
+    write, block = np.uint64(ops[0]), np.uint64(ops[1])
     if apply and not checked:  # validate before anything changes
-        stop = kernel(words, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, False, image)
+        stop = kernel(words, write, block, lo, hi, False, image)
         if stop[0] < 0:
             return -1, 0, 0
-    stop, instructions, data_words = kernel(words, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, apply, image)
+    stop, instructions, data_words = kernel(words, write, block, lo, hi, apply, image)
     return int(stop), int(instructions), int(data_words)
+
+
+_NO_REGISTERS = np.zeros(0, np.uint32)
 
 
 def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
@@ -470,16 +485,20 @@ def timeline(n_spikes: np.ndarray, targets: np.ndarray, first_spike: np.ndarray,
     return vector_time, t_read0, exponent if rate > 0 else None, chunk_start, float(end), int(longest), int(span)
 
 
-def readout(product: np.ndarray, gain: float, knee: np.ndarray, span: float, bend: bool, table: np.ndarray | None,
-            key: int, base: int, read: int, baseline: np.ndarray, out: np.ndarray) -> None:
-    """CADC samples of one read for every vector, written to ``out[:, read, 8:]`` (uint8).
+def readout(products: np.ndarray, gains: np.ndarray, knees: np.ndarray, span: float, bends: np.ndarray,
+            table: np.ndarray | None, key: int, base: int, baselines: np.ndarray, rows: np.ndarray, enabled: np.ndarray,
+            out: np.ndarray) -> None:
+    """CADC samples of every enabled read of every vector, written to ``out[:, k, 8:]`` (uint8).
 
-    Per sample: the swing ``product`` times ``gain`` (in float32; the parasitic leak during the reads before
-    this one, 1 for none), bent beyond the column's knee (when ``bend``), plus noise sample
-    ``(v * n_reads + read) * 256 + c`` of the stream whose 64-bit words start at ``base`` (when ``table``,
-    the scaled quantile table, is given), plus ``baseline``, clipped to 0..255 and truncated.
+    ``products`` (n_reads, n_vectors, 256) float32 are the swings of each read. Per sample of read ``k``
+    (CADC row ``rows[k]``, synram ``rows[k] // 2``): the swing times ``gains[k]`` (float32; the parasitic
+    leak during the reads before this one, 1 for none), bent beyond the column's knee ``knees[synram]``
+    (when ``bends[synram]``), plus noise sample ``(v * n_reads + k) * 256 + c`` of the stream whose 64-bit
+    words start at ``base`` (when ``table``, the scaled quantile table, is given), plus
+    ``baselines[rows[k]]``, clipped to 0..255 and truncated. Reads with ``enabled[k]`` False are left
+    alone. All reads in one call: a vector's reads are converted together.
     """
     kernel = _compiled()[2]
-    noise = np.zeros(0, np.float32) if table is None else table
-    _run(kernel, product.shape[0], product, np.float32(gain), knee, float(span), bool(bend), noise, np.uint64(key),
-         np.uint64(base), out.shape[1], int(read), baseline, out)
+    noise = _NO_FLOATS if table is None else table
+    _run(kernel, products.shape[1], products, gains, knees, float(span), bends, noise, np.uint64(key), np.uint64(base),
+         baselines, rows, enabled, out)
