@@ -168,11 +168,12 @@ class JITExecutor:
             self._runtime = runtime
             info = ExecutionInfo()
             plan = self._plan(graph)
-            values = self._external_inputs(plan, inputs, info)
+            values, record = self._external_inputs(plan, inputs)
             lean = plan.lean() if self.lean else None
             if lean is not None and values[plan.inputs[0][0]].shape[0]:
-                self._run_lean(plan, lean, values, info)
+                self._run_lean(plan, lean, values, info, record)
             else:
+                info.add(record)
                 for level in plan.levels:
                     self._run_level(plan, level, values, info)
             info.wall_time = time.perf_counter() - start
@@ -180,7 +181,8 @@ class JITExecutor:
             return values, info
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _external_inputs(self, plan: _Plan, inputs: Mapping[int, Any], info: ExecutionInfo) -> dict[int, Any]:
+    def _external_inputs(self, plan: _Plan, inputs: Mapping[int, Any]) -> tuple[dict[int, Any], InstanceRecord]:
+        """The checked inputs by vertex, and the record of the host-side work (its preprocess stage so far)."""
         record = InstanceRecord(instance=-1, chip=None)
         started = time.perf_counter()
         values: dict[int, Any] = {}
@@ -214,8 +216,7 @@ class JITExecutor:
                     raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{lowest}, {highest}]")
             values[d] = data
         record.stages["preprocess"] = time.perf_counter() - started
-        info.add(record)
-        return values
+        return values, record
 
     def _plan(self, graph: Graph) -> _Plan:
         """The analysis of ``graph`` (levels, tiles, placement, host steps), kept for the last few graphs,
@@ -230,7 +231,8 @@ class JITExecutor:
         return plan
 
     # ------------------------------------------------------------------------------------------ lean path
-    def _run_lean(self, plan: _Plan, levels: list[_LeanLevel], values: dict[int, Any], info: ExecutionInfo) -> None:
+    def _run_lean(self, plan: _Plan, levels: list[_LeanLevel], values: dict[int, Any], info: ExecutionInfo,
+                  host: InstanceRecord) -> None:
         """Run a placed graph whose levels were prepared once for small batches (:meth:`_Plan.lean`).
 
         A level of matrix-multiply tiles gathers each program's inputs straight into the encoder's layout
@@ -239,9 +241,8 @@ class JITExecutor:
         the program on its chip and cuts the tiles' outputs from the CADC samples. The programs are word
         for word those of the level-by-level path; a level whose tiles do not fit the prepared programs
         (unequal batches, more than ``_LEAN_VECTORS`` vectors per program) runs level by level instead.
-        The host-side work of all levels goes into one record.
+        The host-side work of all levels goes into ``host``, the record of the inputs' checks.
         """
-        host = InstanceRecord(instance=-1, chip=None)
         records: list[InstanceRecord] = []
         try:
             for lean in levels:
