@@ -40,7 +40,8 @@ BINS = 259
 #: status codes of :func:`accumulate`
 OK, BAD_DRIVER, BUS_COLLISION = 0, 1, 2
 #: below this many vectors a call runs in the calling thread: smaller programs measured faster (and steadier)
-#: in one thread, likely because a pool thread competes with the BLAS threads that keep spinning after a matmul
+#: in one thread; waking an idle pool thread costs tens of microseconds on a small VM (96 vectors ran 1.5x
+#: slower in the pool even with one BLAS thread), and the BLAS threads keep spinning after a matmul
 _MIN_PARALLEL = 1536
 
 
