@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from bss2.hal.wire import MAX_SPIKE_DELAY
+
 from .errors import GraphTypeError, GraphValueError
 from .graph import ExecutionInstance, Graph, GraphBuilder, VertexDescriptor
 from .ports import ConnectionType
@@ -38,6 +40,7 @@ from .vertices import (
     NeuronView,
     ReLU,
     Subtraction,
+    frozen,
 )
 
 CT = ConnectionType
@@ -51,13 +54,22 @@ INPUT_MIN, INPUT_MAX = 0, 31
 
 def _readonly_int8(weights: np.ndarray) -> np.ndarray:
     """The weights as a read-only int8 array; copied only when not already int8 and read-only."""
-    array = np.asarray(weights)
+    try:
+        array = np.asarray(weights)
+    except (ValueError, TypeError) as error:  # ragged nested sequences
+        raise GraphValueError(f"matmul weights must be a 1-d or 2-d integer array: {error}") from None
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.size == 0:
         raise GraphValueError(f"matmul weights must be a non-empty 1-d or 2-d array, got shape {array.shape}")
     if array.dtype.kind not in "iu":
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise GraphValueError(f"matmul weights must be finite integers in [{WEIGHT_MIN}, {WEIGHT_MAX}], got "
+                                  f"{array[~np.isfinite(array)].flat[0]}")
         if array.dtype.kind == "f" and np.all(np.floor(array) == array):
+            if np.abs(array).max() > WEIGHT_MAX:  # checked before the cast, which would wrap huge values
+                bad = array.flat[int(np.argmax(np.abs(array)))]
+                raise GraphValueError(f"matmul weights contain {bad}, out of range [{WEIGHT_MIN}, {WEIGHT_MAX}]")
             array = array.astype(np.int64)
         else:
             raise GraphTypeError(f"matmul weights must be integers, got dtype {array.dtype}")
@@ -65,7 +77,7 @@ def _readonly_int8(weights: np.ndarray) -> np.ndarray:
     if low < WEIGHT_MIN or high > WEIGHT_MAX:
         bad = low if low < WEIGHT_MIN else high
         raise GraphValueError(f"matmul weights contain {bad}, out of range [{WEIGHT_MIN}, {WEIGHT_MAX}]")
-    if array.dtype != np.int8 or array.flags.writeable:
+    if array.dtype != np.int8 or not frozen(array):
         # one copy of the whole matrix; every tile then holds a view of it
         array = array.astype(np.int8, copy=True)
         array.flags.writeable = False
@@ -98,7 +110,7 @@ def matmul(
     """Add ``y = x @ weights`` and return the descriptor of ``y`` (DataInt8, M entries).
 
     ``x``: a vertex giving DataUInt5 of N entries (0..31); ``weights``: (N, M) integers -63..63 (1-d: M=1);
-    ``num_sends`` 1..255; ``wait_between_events`` in FPGA cycles (8 ns), 1..65535; ``num_chips`` (>= 1)
+    ``num_sends`` 1..255; ``wait_between_events`` in FPGA cycles (8 ns), 1..63; ``num_chips`` (>= 1)
     for the round-robin chip hint. The sums of row blocks run in ``combine_instance`` (default: a new
     instance after all tiles).
     """
@@ -107,10 +119,14 @@ def matmul(
     port = builder.output_port(x)
     if port.type is not CT.DataUInt5 or port.size != n:
         raise GraphValueError(f"matmul: x must give DataUInt5[{n}] (weights have {n} rows), got {port}")
+    for name, value in (("num_sends", num_sends), ("wait_between_events", wait_between_events), ("num_chips", num_chips)):
+        if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+            raise GraphTypeError(f"matmul: {name} must be an integer, got {value!r}")
     if not 1 <= num_sends <= 255:
         raise GraphValueError(f"matmul: num_sends = {num_sends} is out of range [1, 255]")
-    if not 1 <= wait_between_events <= 65535:
-        raise GraphValueError(f"matmul: wait_between_events = {wait_between_events} is out of range [1, 65535]")
+    if not 1 <= wait_between_events <= MAX_SPIKE_DELAY:
+        raise GraphValueError(f"matmul: wait_between_events = {wait_between_events} is out of range [1, {MAX_SPIKE_DELAY}] "
+                              "(the delay field of a SPIKES word)")
     if num_chips < 1:
         raise GraphValueError(f"matmul: num_chips = {num_chips} is out of range [1, inf)")
     ranges: dict[int, np.ndarray] = {}
@@ -196,7 +212,8 @@ def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: i
     The input is an :class:`ExternalInput` (DataUInt5, N entries) in instance 0.
     """
     builder = GraphBuilder()
-    shape = np.shape(weights)
+    weights = _readonly_int8(weights)  # checked (and made immutable) once, before anything is built
+    shape = weights.shape
     if len(shape) not in (1, 2) or 0 in shape:
         raise GraphValueError(f"matmul weights must be a non-empty 1-d or 2-d array, got shape {shape}")
     n = shape[0]

@@ -37,6 +37,8 @@ from bss2.hal.coordinates import (
     SynapseDriverOnDLS,
 )
 
+from bss2.hal.wire import MAX_SPIKE_DELAY
+
 from .errors import GraphTypeError, GraphValueError
 from .ports import FROM_MEMORY, TO_MEMORY, ConnectionType, Port
 
@@ -64,6 +66,17 @@ def _coordinate(kind: type[Coordinate]) -> Any:
     return convert
 
 
+def frozen(array: np.ndarray) -> bool:
+    """Whether nobody can change ``array``'s content: it and every array it views are read-only, down to an
+    owner of its memory (or immutable ``bytes``)."""
+    item: Any = array
+    while isinstance(item, np.ndarray):
+        if item.flags.writeable:
+            return False
+        item = item.base
+    return item is None or isinstance(item, bytes)
+
+
 def _readonly_array(dtype: Any, ndim: int) -> Any:
     """attrs converter: an ndarray of ``dtype`` that nobody can write through (no copy if read-only)."""
 
@@ -87,9 +100,9 @@ def _readonly_array(dtype: Any, ndim: int) -> Any:
             array = array.astype(dtype)
         if array.ndim != ndim:
             raise GraphValueError(f"expected a {ndim}-d array, got shape {array.shape}")
-        if array.flags.writeable:
-            # the caller could still write through its array: keep a private copy. Arrays that are already
-            # read-only are kept by reference (tiles share one matrix that way).
+        if not frozen(array):
+            # the caller could still write through its array (or the array it views): keep a private copy.
+            # Arrays that nobody can write are kept by reference (tiles share one matrix that way).
             array = array.copy()
             array.flags.writeable = False
         return array
@@ -115,6 +128,8 @@ def _check_range(name: str, value: Any, low: int, high: int, owner: str) -> None
         if value.size and (value.min() < low or value.max() > high):
             bad = value[(value < low) | (value > high)].flat[0]
             raise GraphValueError(f"{owner}.{name} contains {bad}, out of range [{low}, {high}]")
+    elif not hasattr(value, "__index__"):  # a float, string, None or array-like: never truncated silently
+        raise GraphTypeError(f"{owner}.{name} must be an integer in [{low}, {high}], got {value!r}")
     elif not low <= value <= high:
         raise GraphValueError(f"{owner}.{name} = {value} is out of range [{low}, {high}]")
 
@@ -509,7 +524,7 @@ class MACSynapseArrayView(Vertex):
     ``rows``: logical input rows = synapse drivers 0..127 (each uses its two synapse rows, one excitatory
     and one inhibitory, for the sign); ``columns``: 0..255; ``weights``: int8 -63..63, shape (rows, columns).
     Each input entry is sent ``num_sends`` times (1..255), ``wait_between_events`` FPGA cycles apart (8 ns,
-    1..65535).
+    1..63: the delay field of a SPIKES word).
     """
 
     synram: int
@@ -533,7 +548,7 @@ class MACSynapseArrayView(Vertex):
             raise GraphValueError(f"{owner}.weights has shape {self.weights.shape}, expected {shape}")
         _check_range("weights", self.weights, -63, 63, owner)
         _check_range("num_sends", self.num_sends, 1, 255, owner)
-        _check_range("wait_between_events", self.wait_between_events, 1, 65535, owner)
+        _check_range("wait_between_events", self.wait_between_events, 1, MAX_SPIKE_DELAY, owner)
 
     def arity(self) -> tuple[int, int]:
         return (1, 1)

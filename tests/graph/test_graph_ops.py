@@ -189,3 +189,39 @@ def test_expanded_conv1d_is_one_tile_when_it_fits():
     x = builder.add(ExternalInput(CT.DataUInt5, matrix.shape[0]))
     ops.expanded_conv1d(builder, x, weight, stride=1, num_expansions=8)
     assert len(builder.build().find(MACSynapseArrayView)) == 1
+
+
+def test_weights_viewed_from_a_writable_array_are_copied():
+    from bss2.graph import matmul_graph
+
+    owner = np.arange(-8, 8, dtype=np.int8).reshape(4, 4)
+    view = owner.view()
+    view.flags.writeable = False
+    graph, _, _ = matmul_graph(view)
+    owner[:] = 0  # the user's array changes; the graph may not
+    held = [v.weights for v in graph.vertices if hasattr(v, "weights") and isinstance(v.weights, np.ndarray)]
+    assert held and all(w.any() for w in held)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"wait_between_events": 64}, "GraphValueError"),
+    ({"wait_between_events": 2.5}, "GraphTypeError"),
+    ({"num_sends": 2.5}, "GraphTypeError"),
+    ({"num_sends": "2"}, "GraphTypeError"),
+    ({"num_chips": float("nan")}, "GraphTypeError"),
+])
+def test_matmul_scalars_are_integers_in_range(kwargs, error):
+    from bss2.graph import matmul_graph
+
+    with pytest.raises(Exception) as info:
+        matmul_graph(np.ones((4, 4), np.int8), **kwargs)
+    assert type(info.value).__name__ == error
+    assert next(iter(kwargs)) in str(info.value)
+
+
+@pytest.mark.parametrize("weights", [np.full((2, 2), np.inf), np.full((2, 2), 1e300), [[1, 2], [3]]])
+def test_matmul_weights_non_finite_huge_or_ragged_name_the_problem(weights):
+    from bss2.graph import GraphValueError, matmul_graph
+
+    with pytest.raises(GraphValueError, match="inf|1e\\+300|1-d or 2-d"):
+        matmul_graph(weights)
