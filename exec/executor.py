@@ -58,6 +58,7 @@ from bss2.graph import (
 )
 from bss2.graph.vertices import converting_relu
 from bss2.hal import HalValueError, hagen
+from bss2.hal.wire import TIMER_LIMIT
 
 from ._kernels import cut_samples, saturate_int8, saturated_sum
 from .errors import ExecError, ExecutionFailed, InputError, UnsupportedGraphError
@@ -102,10 +103,18 @@ class JITExecutor:
             self.connections = [connections]
             self._owns_connections = False
         else:
+            if not isinstance(connections, Sequence):
+                raise ExecError(f"connections must be a Connection or a sequence of them, got {connections!r}")
             self.connections = list(connections)
             self._owns_connections = False
             if not self.connections or not all(isinstance(c, Connection) for c in self.connections):
                 raise ExecError(f"connections must be Connection objects, got {connections!r}")
+            seen: dict[int, int] = {}
+            for index, connection in enumerate(self.connections):
+                if id(connection) in seen:  # one chip would hold two chips' weights, each overwriting the other's
+                    raise ExecError(f"connections[{index}] is connections[{seen[id(connection)]}] again: every chip needs its "
+                                    "own connection")
+                seen[id(connection)] = index
         self._states = [ChipState() for _ in self.connections]
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"bss2-chip{i}") for i in range(len(self.connections))]
         self._lock = threading.Lock()  # one run at a time: the chip states are shared
@@ -125,10 +134,12 @@ class JITExecutor:
 
     # ------------------------------------------------------------------------------------------ life cycle
     def close(self) -> None:
-        """Stop the worker threads and close the connections this executor opened."""
-        if self._closed:
-            return
-        self._closed = True
+        """Stop the worker threads and close the connections this executor opened; a :meth:`run` in progress
+        on another thread finishes first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         for worker in self._workers:
             worker.shutdown(wait=True)
         if self._owns_connections:
@@ -159,11 +170,19 @@ class JITExecutor:
         Raises :class:`InputError` for bad inputs and :class:`ExecutionFailed` (with instance, chip and
         stage) when a step fails; the executor stays usable either way.
         """
-        if self._closed:
-            raise ExecError("the executor is closed")
         if not isinstance(graph, Graph):
             raise ExecError(f"run() needs a bss2.graph.Graph, got {type(graph).__name__}")
+        if not isinstance(inputs, Mapping):
+            raise InputError(f"inputs must be a mapping from ExternalInput vertex to data, got {type(inputs).__name__}")
+        if runtime is not None:
+            if isinstance(runtime, (bool, np.bool_)) or not hasattr(runtime, "__index__"):
+                raise InputError(f"runtime must be an integer number of FPGA cycles, got {runtime!r}")
+            runtime = runtime.__index__()
+            if not 0 < runtime < TIMER_LIMIT:
+                raise InputError(f"runtime = {runtime} cycles: allowed range [1, {TIMER_LIMIT - 1}]")
         with self._lock:
+            if self._closed:
+                raise ExecError("the executor is closed")
             start = time.perf_counter()
             self._runtime = runtime
             info = ExecutionInfo()
@@ -186,7 +205,12 @@ class JITExecutor:
         record = InstanceRecord(instance=-1, chip=None)
         started = time.perf_counter()
         values: dict[int, Any] = {}
-        given = {int(k): v for k, v in inputs.items()}
+        given = {}
+        for key, value in inputs.items():
+            # a vertex (an int, numpy integer or anything with __index__ but bool); no silent int() of strings or floats
+            if isinstance(key, (bool, np.bool_)) or not hasattr(key, "__index__"):
+                raise InputError(f"input keys must be ExternalInput vertex ids (integers), got {key!r}")
+            given[key.__index__()] = value
         unknown = given.keys() - plan.input_set
         if unknown:
             raise InputError(f"inputs given for vertices {sorted(unknown)} that are not ExternalInputs of the graph ({sorted(plan.input_set)})")
@@ -201,7 +225,10 @@ class JITExecutor:
                 continue
             if d not in given:
                 raise InputError(f"no input given for ExternalInput v{d} ({port})")
-            data = np.asarray(given[d])
+            try:
+                data = np.asarray(given[d])
+            except (ValueError, TypeError) as error:  # ragged nested sequences
+                raise InputError(f"input for v{d} must be a (batch, {port.size}) integer array: {error}") from None
             if data.ndim != 2 or data.shape[1] != port.size:
                 raise InputError(f"input for v{d} must have shape (batch, {port.size}), got {data.shape}")
             if data.dtype.kind not in "iub":
@@ -213,6 +240,7 @@ class JITExecutor:
                 highest = int(data.max())
                 lowest = int(data.min()) if data.dtype.kind == "i" or low > 0 else 0  # unsigned data: never below 0
                 if lowest < low or highest > high:
+                    lowest = int(data.min())  # the true minimum for the message
                     raise InputError(f"input for v{d} ({port.type.name}) must lie in [{low}, {high}], got [{lowest}, {highest}]")
             values[d] = data
         record.stages["preprocess"] = time.perf_counter() - started
@@ -929,14 +957,33 @@ class _Evaluator:
 def _downstream_outputs(graph: Graph, view: int) -> tuple[int, ...]:
     """DataOutput vertices reached from a MAC view through NeuronView -> CADC readout."""
     outputs = []
+    columns = graph.vertex(view).columns
+
+    def whole(edge: Any, what: str) -> None:
+        # the chain carries the view's columns unchanged: a slice or a different column set along it would
+        # need a selection that the MAC program does not make
+        size = graph.vertex(edge.source).output_port().size
+        if edge.start != 0 or edge.stop != size:
+            raise UnsupportedGraphError(f"MAC view v{int(view)}: the edge v{edge.source} -> v{edge.target} takes outputs "
+                                        f"[{edge.start}, {edge.stop}) of {size}; a {what} must take all of them")
+
     for neuron_edge in graph.users(view):
-        if not isinstance(graph.vertex(neuron_edge.target), NeuronView):
+        neuron = graph.vertex(neuron_edge.target)
+        if not isinstance(neuron, NeuronView):
             continue
+        whole(neuron_edge, "NeuronView")
+        if not np.array_equal(neuron.columns, columns):
+            raise UnsupportedGraphError(f"NeuronView v{neuron_edge.target} must have the columns of MAC view v{int(view)}")
         for readout_edge in graph.users(neuron_edge.target):
-            if not isinstance(graph.vertex(readout_edge.target), CADCMembraneReadoutView):
+            readout = graph.vertex(readout_edge.target)
+            if not isinstance(readout, CADCMembraneReadoutView):
                 continue
+            whole(readout_edge, "CADC readout")
+            if not np.array_equal(readout.columns, columns):
+                raise UnsupportedGraphError(f"CADC readout v{readout_edge.target} must have the columns of MAC view v{int(view)}")
             for output_edge in graph.users(readout_edge.target):
                 if isinstance(graph.vertex(output_edge.target), DataOutput):
+                    whole(output_edge, "DataOutput")
                     outputs.append(int(output_edge.target))
     if not outputs:
         raise UnsupportedGraphError(f"MAC view v{int(view)} reaches no DataOutput through NeuronView -> CADC readout")

@@ -69,11 +69,33 @@ _NEURON_RESET = REGISTER_MAP["neuron_reset"].base
 _MADC_CONTROL = REGISTER_MAP["madc_control"].base
 
 
+def _integral_times(value: Any) -> np.ndarray:
+    """``value`` as a 1-D int64 array of whole cycles; anything else raises :class:`InputError`."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"SpikeInput times must be a 1-D sequence of integer cycles: {error}") from None
+    array = array.reshape(-1)
+    if array.dtype.kind in "iu":
+        if array.size and array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
+            raise InputError(f"SpikeInput times must be below 2**63 cycles, got {int(array.max())}")
+        return array.astype(np.int64)
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)) \
+            and (not array.size or np.abs(array).max() < 2.0**63):
+        return array.astype(np.int64)
+    if array.dtype.kind == "O" and all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in array.tolist()):
+        if array.size and (max(array.tolist()) >= 2**63 or min(array.tolist()) < -(2**63)):
+            raise InputError(f"SpikeInput times must lie in [0, 2**63) cycles, got {max(array.tolist())}")
+        return array.astype(np.int64)
+    bad = array[:3].tolist()
+    raise InputError(f"SpikeInput times must be whole numbers of cycles (integers), got {array.dtype} values such as {bad}")
+
+
 @attrs.frozen
 class SpikeInput:
     """Events for one batch entry: ``times`` (cycles since the entry's start, >= 0) and 16-bit ``labels``."""
 
-    times: np.ndarray = attrs.field(converter=lambda v: np.asarray(v, dtype=np.int64).reshape(-1))
+    times: np.ndarray = attrs.field(converter=lambda v: _integral_times(v))
     labels: np.ndarray = attrs.field(converter=lambda v: np.asarray(v).reshape(-1))
 
     def __attrs_post_init__(self) -> None:
@@ -263,11 +285,10 @@ def run_spiking_instance(executor: JITExecutor, graph: Graph, instance: Any, val
             entries: list[SpikeInput | None] = list(values.get(spike_vertex, [])) if spike_vertex is not None else []
             batch = max(len(entries), 1)
             entries += [None] * (batch - len(entries))
-            for entry in entries:
+            for b, entry in enumerate(entries):  # time order, in copies (the caller's SpikeInput stays as it is)
                 if entry is not None and entry.times.size:
                     order = np.argsort(entry.times, kind="stable")
-                    object.__setattr__(entry, "times", entry.times[order])
-                    object.__setattr__(entry, "labels", entry.labels[order])
+                    entries[b] = SpikeInput(entry.times[order], entry.labels[order])
         with timed(record, "build"):
             config, plan = spiking_config(graph, descriptors)
             previous = state.planned

@@ -146,3 +146,27 @@ def test_madc_records_one_membrane_at_its_sample_period(executor):
     before = trace.values[trace.times < 5000, 0]
     after = trace.values[(trace.times > 5000) & (trace.times < 6500), 0]
     assert after.max() > before[-20:].max()  # the input lifts the recorded membrane
+
+
+@pytest.mark.parametrize("runtime", ["12500", 1.9, True, float("nan"), [5], 0, -3, 2**32, 2**70])
+def test_runtime_must_be_a_whole_number_of_cycles_within_the_timer(executor, runtime):
+    network, routing, _, _ = _network(weight=63)
+    graph = network_to_graph(network, routing)
+    with pytest.raises(InputError, match="runtime"):
+        executor.run(graph.graph, {graph.spike_input: []}, runtime=runtime)
+
+
+@pytest.mark.parametrize("times", [[1.7], [float("nan")], [float("inf")], ["a"], [True], [2**63]])
+def test_spike_times_must_be_whole_cycles(times):
+    with pytest.raises(InputError, match="times"):
+        SpikeInput(times, [0])
+
+
+def test_a_run_leaves_the_callers_spike_input_as_it_was(executor):
+    network, routing, source, population = _network(weight=63)
+    graph = network_to_graph(network, routing)
+    labels = labels_of(network, routing, source)
+    entry = SpikeInput([3000, 1000, 2000], labels[[0, 0, 0]])
+    executor.run(graph.graph, {graph.spike_input: [entry]}, runtime=RUNTIME)
+    assert entry.times.tolist() == [3000, 1000, 2000]
+    assert SpikeInput([1000.0], [0]).times.dtype == np.int64  # whole floats are whole cycles
