@@ -56,7 +56,7 @@ from bss2.graph import (
     Transformation,
     Unfold,
 )
-from bss2.graph.vertices import converting_relu
+from bss2.graph.vertices import converting_relu, is_integer
 from bss2.hal import HalValueError, hagen
 from bss2.hal.wire import TIMER_LIMIT
 
@@ -175,7 +175,7 @@ class JITExecutor:
         if not isinstance(inputs, Mapping):
             raise InputError(f"inputs must be a mapping from ExternalInput vertex to data, got {type(inputs).__name__}")
         if runtime is not None:
-            if isinstance(runtime, (bool, np.bool_)) or not hasattr(runtime, "__index__"):
+            if not is_integer(runtime):
                 raise InputError(f"runtime must be an integer number of FPGA cycles, got {runtime!r}")
             runtime = runtime.__index__()
             if not 0 < runtime < TIMER_LIMIT:
@@ -207,8 +207,7 @@ class JITExecutor:
         values: dict[int, Any] = {}
         given = {}
         for key, value in inputs.items():
-            # a vertex (an int, numpy integer or anything with __index__ but bool); no silent int() of strings or floats
-            if isinstance(key, (bool, np.bool_)) or not hasattr(key, "__index__"):
+            if not is_integer(key):  # no silent int() of strings or floats
                 raise InputError(f"input keys must be ExternalInput vertex ids (integers), got {key!r}")
             given[key.__index__()] = value
         unknown = given.keys() - plan.input_set

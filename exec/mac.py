@@ -25,6 +25,8 @@ from bss2.hal.containers import SynapseMatrix
 from bss2.hal.program import encode_register_writes
 from bss2.hal.regmap import REGISTER_MAP
 
+from bss2.graph.vertices import frozen
+
 from .errors import InputError, UnsupportedGraphError
 
 #: Register word that resets the whole chip (block ``chip_reset``), written before the first program.
@@ -123,7 +125,7 @@ def _is_prefix(indices: np.ndarray, n: int) -> bool:
     indices = np.asarray(indices)
     m = indices.size
     prefix = indices.ndim == 1 and (m == 0 or (int(indices[0]) == 0 and int(indices[-1]) == m - 1 and bool((np.diff(indices) == 1).all())))
-    if isinstance(indices, np.ndarray) and _immutable(indices):
+    if isinstance(indices, np.ndarray) and frozen(indices):
         if len(_PREFIX_MEMO) >= 256:
             _PREFIX_MEMO.clear()
         _PREFIX_MEMO[id(indices)] = (indices, m if prefix else -1)
@@ -183,7 +185,7 @@ class ChipState:
             self._physical.move_to_end(key)
             return entry[3]
         physical = physical_weights(tile)
-        if _immutable(tile.weights) and _immutable(tile.rows) and _immutable(tile.columns):
+        if frozen(tile.weights) and frozen(tile.rows) and frozen(tile.columns):
             physical.flags.writeable = False
             self._physical[key] = (tile.weights, tile.rows, tile.columns, physical)
             if len(self._physical) > _PHYSICAL_CACHE:
@@ -193,15 +195,6 @@ class ChipState:
 
 #: Tiles whose physical weights a :class:`ChipState` remembers (64 KiB each).
 _PHYSICAL_CACHE = 16
-
-
-def _immutable(array: object) -> bool:
-    """Whether ``array`` and every array it views are read-only (its content cannot change)."""
-    while isinstance(array, np.ndarray):
-        if array.flags.writeable:
-            return False
-        array = array.base
-    return True
 
 
 @attrs.define
@@ -612,7 +605,7 @@ def _column_span(columns: np.ndarray) -> tuple[int, int] | None:
     span = None
     if columns.ndim == 1 and m and int(columns[-1]) - int(columns[0]) == m - 1 and bool((np.diff(columns) == 1).all()):
         span = (int(columns[0]), int(columns[-1]) + 1)
-    if _immutable(columns):
+    if frozen(columns):
         if len(_SPAN_MEMO) >= 256:
             _SPAN_MEMO.clear()
         _SPAN_MEMO[id(columns)] = (columns, span)

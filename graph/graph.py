@@ -20,7 +20,7 @@ import attrs
 
 from .errors import EdgeError, ExecutionInstanceError, GraphTypeError, GraphValueError, PortTypeError
 from .ports import Port
-from .vertices import Vertex
+from .vertices import Vertex, is_integer
 
 logger = logging.getLogger("bss2.graph")
 
@@ -81,7 +81,7 @@ class Edge:
 def _resolve(item: Any) -> tuple[int, int | None, int | None]:
     if isinstance(item, InputSlice):
         return item.vertex, item.start, item.stop
-    if isinstance(item, bool) or not hasattr(item, "__index__"):
+    if not is_integer(item):
         raise GraphTypeError(f"an input must be a vertex descriptor or a slice of one, got {item!r}")
     return int(item), None, None
 

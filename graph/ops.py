@@ -41,6 +41,7 @@ from .vertices import (
     ReLU,
     Subtraction,
     frozen,
+    is_integer,
 )
 
 CT = ConnectionType
@@ -66,14 +67,10 @@ def _readonly_int8(weights: np.ndarray) -> np.ndarray:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise GraphValueError(f"matmul weights must be finite integers in [{WEIGHT_MIN}, {WEIGHT_MAX}], got "
                                   f"{array[~np.isfinite(array)].flat[0]}")
-        if array.dtype.kind == "f" and np.all(np.floor(array) == array):
-            if np.abs(array).max() > WEIGHT_MAX:  # checked before the cast, which would wrap huge values
-                bad = array.flat[int(np.argmax(np.abs(array)))]
-                raise GraphValueError(f"matmul weights contain {bad}, out of range [{WEIGHT_MIN}, {WEIGHT_MAX}]")
-            array = array.astype(np.int64)
-        else:
+        if array.dtype.kind != "f" or not np.all(np.floor(array) == array):
             raise GraphTypeError(f"matmul weights must be integers, got dtype {array.dtype}")
-    low, high = int(array.min()), int(array.max())
+        # whole floats: range-checked as they are, cast to int8 below
+    low, high = array.min(), array.max()  # numpy scalars: a huge whole float is named as it is
     if low < WEIGHT_MIN or high > WEIGHT_MAX:
         bad = low if low < WEIGHT_MIN else high
         raise GraphValueError(f"matmul weights contain {bad}, out of range [{WEIGHT_MIN}, {WEIGHT_MAX}]")
@@ -120,7 +117,7 @@ def matmul(
     if port.type is not CT.DataUInt5 or port.size != n:
         raise GraphValueError(f"matmul: x must give DataUInt5[{n}] (weights have {n} rows), got {port}")
     for name, value in (("num_sends", num_sends), ("wait_between_events", wait_between_events), ("num_chips", num_chips)):
-        if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+        if not is_integer(value):
             raise GraphTypeError(f"matmul: {name} must be an integer, got {value!r}")
     if not 1 <= num_sends <= 255:
         raise GraphValueError(f"matmul: num_sends = {num_sends} is out of range [1, 255]")
@@ -213,10 +210,7 @@ def matmul_graph(weights: np.ndarray, num_sends: int = 1, wait_between_events: i
     """
     builder = GraphBuilder()
     weights = _readonly_int8(weights)  # checked (and made immutable) once, before anything is built
-    shape = weights.shape
-    if len(shape) not in (1, 2) or 0 in shape:
-        raise GraphValueError(f"matmul weights must be a non-empty 1-d or 2-d array, got shape {shape}")
-    n = shape[0]
+    n = weights.shape[0]
     x = builder.add(ExternalInput(CT.DataUInt5, n, "x"), execution_instance=builder.new_execution_instance())
     y = matmul(builder, x, weights, num_sends, wait_between_events, num_chips)
     return builder.build(), x, y

@@ -36,7 +36,6 @@ from bss2.hal.coordinates import (
     SPL1Address,
     SynapseDriverOnDLS,
 )
-
 from bss2.hal.wire import MAX_SPIKE_DELAY
 
 from .errors import GraphTypeError, GraphValueError
@@ -64,6 +63,11 @@ def _coordinate(kind: type[Coordinate]) -> Any:
         return kind.from_enum(int(value))
 
     return convert
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy, anything with ``__index__``) and not a bool."""
+    return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
 
 
 def frozen(array: np.ndarray) -> bool:
