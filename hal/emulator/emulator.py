@@ -65,6 +65,8 @@ MADC_CONTROL = _base("madc_control")
 CADC_SAMPLES = _base("cadc_sample_quad")
 CAPMEM = REGISTER_MAP["capmem_cell"]
 SYNAPSES = REGISTER_MAP["synapse_quad"]
+_SYNAPSES_BASE, _SYNAPSES_LAST = SYNAPSES.base, SYNAPSES.last_address
+_SYNAPSE_WRITE_OPS = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
 PPU_CONTROL = REGISTER_MAP["ppu_control"]
 COUNTERS = REGISTER_MAP["crossbar_output_event_counter"]
 # the first word of each CADC sample row (cadc * 2 + channel type): reading it converts the row
@@ -182,22 +184,14 @@ class Emulator:
         """With the compiled kernels: every part but the last nothing but complete WRITE/WRITE_BLOCK
         instructions into the synapse array, the last starting a hagen vector; stores the writes, runs the
         last part and returns its responses; else None and nothing changed."""
-        if kernels.mode() != "numba" or not all(part.flags.c_contiguous for part in parts):
-            return None
-        ops = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
-        for part in parts[:-1]:
-            if kernels.write_prefix(part, ops, SYNAPSES.base, SYNAPSES.last_address)[0] != part.size:
-                return None
         tail = parts[-1]
-        if not _starts_vector(tail, 0):
+        if kernels.mode() != "numba" or not all(part.flags.c_contiguous for part in parts) or not _starts_vector(tail, 0):
             return None
         t0 = self.time
-        issued = 0
-        for part in parts[:-1]:
-            _, instructions, data_words = kernels.write_prefix(part, ops, SYNAPSES.base, SYNAPSES.last_address,
-                                                               self.memory, checked=True)
-            issued += instructions + data_words
-        self._synapses_stored(issued)
+        stored = kernels.store_writes(parts[:-1], _SYNAPSE_WRITE_OPS, _SYNAPSES_BASE, _SYNAPSES_LAST, self.memory)
+        if stored is None:
+            return None
+        self._synapses_stored(stored[0] + stored[1])
         responses = self._execute_vectors(tail)
         self._set_timing(self.time - t0, sum(int(part.size) for part in parts), int(responses.size))
         return responses

@@ -334,6 +334,22 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
         return i, instructions, data_words
 
     @jit
+    def store_writes_kernel(parts, write, block, lo, hi, memory):
+        # every part nothing but WRITE / WRITE_BLOCK within lo..hi, else (-1, 0, 0) and nothing stored; then
+        # all of them stored, part by part (program order); returns (0, instructions, block data words)
+        instructions = 0
+        data_words = 0
+        for k in range(len(parts)):
+            stop, count, pairs = write_prefix_kernel(parts[k], write, block, lo, hi, False, memory)
+            if stop != parts[k].size:
+                return -1, 0, 0
+            instructions += count
+            data_words += pairs
+        for k in range(len(parts)):
+            write_prefix_kernel(parts[k], write, block, lo, hi, True, memory)
+        return 0, instructions, data_words
+
+    @jit
     def timeline_kernel(n_spikes, targets, first_spike, vector_start, vector_end, step, pre, ic, conv_sum, t0, delay, rate,
                         chunk, vector_time, t_read0, exponent, chunk_start):
         # fastpath._timeline_numpy's float64 operations, in the same order (identical values), in one pass
@@ -356,7 +372,8 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 exponent[v] = -(t_read0[v] - t_first + (first_spike[v] - a) * step) * rate
         return end, longest, span
 
-    return recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel, timeline_kernel
+    return (recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel, timeline_kernel,
+            store_writes_kernel)
 
 
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))
@@ -458,6 +475,24 @@ def write_prefix(words: np.ndarray, ops: tuple[int, int], lo: int, hi: int, memo
 
 
 _NO_REGISTERS = np.zeros(0, np.uint32)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def store_writes(parts: tuple[np.ndarray, ...], ops: tuple[int, int], lo: int, hi: int,
+                 memory: np.ndarray) -> tuple[int, int] | None:
+    """Store every part (1-D C-contiguous uint64 words), each nothing but WRITE/WRITE_BLOCK instructions
+    (opcodes ``ops``) into addresses ``lo..hi``, in order into ``memory`` (uint32 register image) in one
+    compiled call: (write instructions, block data words), or None when some part is anything else (nothing
+    stored)."""
+    if len({part.flags.writeable for part in parts}) > 1:  # one array type for the compiled tuple
+        parts = tuple(_read_only(part) for part in parts)
+    stop, instructions, data_words = _compiled()[6](parts, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, memory)
+    return None if stop < 0 else (int(instructions), int(data_words))
 
 
 def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:

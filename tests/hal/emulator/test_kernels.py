@@ -216,6 +216,23 @@ def test_write_prefix_rejects_what_it_cannot_store_and_changes_nothing():
 
 
 @needs_numba
+def test_store_writes_checks_every_part_first_and_keeps_program_order():
+    from bss2.hal.regmap import REGISTER_MAP
+
+    lo, hi = REGISTER_MAP["synapse_quad"].base, REGISTER_MAP["synapse_quad"].last_address
+    ops = (int(wire.Opcode.WRITE), int(wire.Opcode.WRITE_BLOCK))
+    memory = np.zeros(hi + 1, np.uint32)
+    first = wire.encode_write_block(lo, np.arange(1, 6))  # odd count: the last data word carries one register
+    second = np.concatenate((wire.encode_write([lo + 1], [70]), wire.encode_write_block(lo + 4, [80, 81])))
+    second.flags.writeable = False  # parts of both kinds in one call
+    bad = wire.encode_write([lo - 1], [9])
+    assert kernels.store_writes((first, second, bad), ops, lo, hi, memory) is None and not memory.any()
+    assert kernels.store_writes((first, second[:-1]), ops, lo, hi, memory) is None and not memory.any()  # truncated
+    assert kernels.store_writes((first, second), ops, lo, hi, memory) == (3, 3 + 1)
+    np.testing.assert_array_equal(memory[lo : lo + 7], [1, 70, 3, 4, 80, 81, 0])  # the later part wins
+
+
+@needs_numba
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_mutated_programs_run_the_same_with_kernels_and_numpy(data):
