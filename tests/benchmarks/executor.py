@@ -17,11 +17,12 @@ default configuration, which also computes the physics).
 Sections: (1) rate versus square matrix size at batch 2000 (the paper's left panel); (2) time per stage of
 :class:`~bss2.exec.ExecutionInfo` per size (centre panel; stages of concurrent programs overlap, so they
 are shown as fractions of their sum); (3) rate versus batch size at 256 x 256 and the batch where half the
-saturated rate is reached (right panel); (4) the emulator's estimated hardware time against the chip's
-design bound, 1 / (5 us) x 256 x 512 synapses = 26.2 G synapse operations per second per chip (a signed
-weight takes two synapse rows, so this is 13.1 G signed MACs per second), and the speed-up of 2 and 4
-emulated chips over one. Rates are the best of the repeats (medians are in the JSON). PNG plots go to
-``--plots`` (default ``bench-results/``). ``--quick`` uses small sizes (a few seconds, for CI).
+saturated rate is reached (right panel; also from the median runs, to show how far the noise moves it);
+(4) the emulator's estimated hardware time against the chip's design bound, 1 / (5 us) x 256 x 512
+synapses = 26.2 G synapse operations per second per chip (a signed weight takes two synapse rows, so this
+is 13.1 G signed MACs per second), and the speed-up of 2 and 4 emulated chips over one. Rates are the
+best of the repeats (medians are in the JSON). PNG plots go to ``--plots`` (default ``bench-results/``).
+``--quick`` uses small sizes (a few seconds, for CI).
 """
 
 from __future__ import annotations
@@ -207,8 +208,12 @@ def report(sizes: list[dict[str, Any]], batches: list[dict[str, Any]], chips: li
         for mode in ("cold", "warm"):
             rates = [r[mode]["rate"] for r in rows]
             half = half_point(bs, rates)
+            # the same from the median runs: how far the figure moves with the run-to-run noise
+            half_of_medians = half_point(bs, [r[mode]["median_rate"] for r in rows])
             summary[f"half_batch_{partner}_{mode}"] = half
-            half_rows.append({"partner": partner, "mode": mode, "saturated G/s": _g(max(rates)), "half-rate batch": half})
+            summary[f"half_batch_{partner}_{mode}_medians"] = half_of_medians
+            half_rows.append({"partner": partner, "mode": mode, "saturated G/s": _g(max(rates)), "half-rate batch": half,
+                              "from medians": half_of_medians})
     batch_table = []
     for b in sorted({r["batch"] for r in batches}):
         entry: dict[str, Any] = {"batch": b}
