@@ -559,7 +559,8 @@ class JITExecutor:
 
 
 def _port_range(type_name: str) -> tuple[int, int]:
-    return {"DataUInt5": (0, 31), "DataInt8": (-128, 127), "UInt5": (0, 31), "Int8": (-128, 127)}.get(type_name, (-(2**63), 2**63 - 1))
+    return {"DataUInt5": (0, 31), "DataInt8": (-128, 127), "DataInt32": (-(2**31), 2**31 - 1), "UInt5": (0, 31),
+            "Int8": (-128, 127)}.get(type_name, (-(2**63), 2**63 - 1))
 
 
 class _Plan:

@@ -33,6 +33,8 @@ class ExecutionInstance:
     chip: int = 0
 
     def __attrs_post_init__(self) -> None:
+        if not is_integer(self.id) or not is_integer(self.chip):
+            raise GraphTypeError(f"ExecutionInstance(id={self.id!r}, chip={self.chip!r}): both must be integers")
         if self.id < 0 or self.chip < 0:
             raise GraphValueError(f"ExecutionInstance(id={self.id}, chip={self.chip}): both must be >= 0")
 
@@ -45,6 +47,9 @@ class VertexDescriptor(int):
     def __getitem__(self, item: slice) -> InputSlice:
         if not isinstance(item, slice) or item.step not in (None, 1):
             raise GraphTypeError(f"a vertex output can only be sliced contiguously, got {item!r}")
+        for bound in (item.start, item.stop):
+            if bound is not None and not is_integer(bound):
+                raise GraphTypeError(f"slice bounds of v{int(self)} must be integers or None, got {item!r}")
         return InputSlice(int(self), item.start, item.stop)
 
     def __repr__(self) -> str:
@@ -80,7 +85,11 @@ class Edge:
 
 def _resolve(item: Any) -> tuple[int, int | None, int | None]:
     if isinstance(item, InputSlice):
-        return item.vertex, item.start, item.stop
+        for value in (item.vertex, item.start, item.stop):
+            if value is not None and not is_integer(value):
+                raise GraphTypeError(f"an input slice needs an integer vertex and integer bounds (or None), "
+                                     f"got {item!r}")
+        return int(item.vertex), item.start, item.stop
     if not is_integer(item):
         raise GraphTypeError(f"an input must be a vertex descriptor or a slice of one, got {item!r}")
     return int(item), None, None
@@ -191,6 +200,10 @@ class GraphBuilder:
                       inputs: Iterable[InputLike], first_port: int, existing: bool) -> list[Edge]:
         store = self._store
         name = type(vertex).__name__
+        if type(inputs) not in (list, tuple) and (
+                isinstance(inputs, (int, str, bytes, InputSlice)) or not isinstance(inputs, Iterable)):
+            raise GraphTypeError(f"the inputs of {name} must be a sequence of vertex descriptors or slices "
+                                 f"(e.g. [x] or [x[0:4]]), got {inputs!r}")
         edges = []
         high = vertex.arity()[1]
         vertices = store.vertices

@@ -65,6 +65,16 @@ def _coordinate(kind: type[Coordinate]) -> Any:
     return convert
 
 
+
+def _connection_type(value: object) -> ConnectionType:
+    """``value`` as a :class:`ConnectionType` (a member or its name), else :class:`GraphTypeError`."""
+    try:
+        return ConnectionType(value)
+    except ValueError:
+        names = ", ".join(member.value for member in ConnectionType)
+        raise GraphTypeError(f"unknown connection type {value!r}; expected one of: {names}") from None
+
+
 def is_integer(value: Any) -> bool:
     """Whether ``value`` is an integer (Python or numpy, anything with ``__index__``) and not a bool."""
     return not isinstance(value, (bool, np.bool_)) and hasattr(value, "__index__")
@@ -85,7 +95,10 @@ def _readonly_array(dtype: Any, ndim: int) -> Any:
     """attrs converter: an ndarray of ``dtype`` that nobody can write through (no copy if read-only)."""
 
     def convert(value: Any) -> np.ndarray:
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError as error:  # ragged nested sequences
+            raise GraphValueError(f"expected a rectangular integer array: {error}") from None
         if array.dtype != dtype:
             if array.size and array.dtype.kind == "f" and np.all(np.floor(array) == array):
                 pass  # integral floats (e.g. from np.zeros) are accepted
@@ -236,7 +249,7 @@ class ExternalInput(Vertex):
     ``type`` is a memory type; ``size`` the number of entries per batch entry.
     """
 
-    type: ConnectionType = attrs.field(converter=ConnectionType)
+    type: ConnectionType = attrs.field(converter=_connection_type)
     size: int
     name: str = ""
     on_chip: ClassVar[bool] = False
@@ -255,7 +268,7 @@ class ExternalInput(Vertex):
 class DataInput(Vertex):
     """Host memory -> chip: ``DataUInt5 -> UInt5`` (hagen activations) or ``DataTimedSpikes -> TimedSpikes``."""
 
-    output_type: ConnectionType = attrs.field(converter=ConnectionType)
+    output_type: ConnectionType = attrs.field(converter=_connection_type)
     size: int
 
     def __attrs_post_init__(self) -> None:
@@ -282,7 +295,7 @@ class DataInput(Vertex):
 class DataOutput(Vertex):
     """Chip -> host memory: ``Int8 -> DataInt8``, ``TimedSpikesFromChip -> DataTimedSpikesFromChip``, ..."""
 
-    input_type: ConnectionType = attrs.field(converter=ConnectionType)
+    input_type: ConnectionType = attrs.field(converter=_connection_type)
     size: int
 
     def __attrs_post_init__(self) -> None:
@@ -928,7 +941,7 @@ class ArgMax(Transformation):
 class Concatenation(Transformation):
     """Vectors of memory ``type`` and ``sizes`` side by side."""
 
-    type: ConnectionType = attrs.field(converter=ConnectionType)
+    type: ConnectionType = attrs.field(converter=_connection_type)
     sizes: tuple[int, ...] = attrs.field(converter=lambda v: tuple(int(x) for x in v))
 
     def __attrs_post_init__(self) -> None:
@@ -962,7 +975,7 @@ class Unfold(Transformation):
     ``sample_b[indices[p]]`` — every output position becomes one row of the next matmul's batch.
     """
 
-    type: ConnectionType = attrs.field(converter=ConnectionType)
+    type: ConnectionType = attrs.field(converter=_connection_type)
     size: int
     indices: np.ndarray = _array_field(np.int64, 2)
 
@@ -1007,7 +1020,7 @@ class Fold(Transformation):
     flattens as (channels, positions).
     """
 
-    type: ConnectionType = attrs.field(converter=ConnectionType)
+    type: ConnectionType = attrs.field(converter=_connection_type)
     channels: int
     positions: int
     indices: np.ndarray = _array_field(np.int64, 1)

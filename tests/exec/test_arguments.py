@@ -67,6 +67,20 @@ def test_ragged_input_and_the_true_minimum_in_the_message(ideal_executor):
         executor.run(graph, {x_in: np.full((2, 20), 40, np.uint16) + np.eye(2, 20, dtype=np.uint16)})
 
 
+def test_int32_inputs_are_range_checked(ideal_executor):
+    from bss2.graph import Concatenation
+
+    builder = GraphBuilder()
+    x = builder.add(ExternalInput(CT.DataInt32, 2))
+    y = builder.add(Concatenation(CT.DataInt32, (2,)), [x])
+    graph = builder.build()
+    executor = ideal_executor()
+    with pytest.raises(InputError, match=r"\[-2147483648, 2147483647\], got \[-1125899906842624, 1099511627776\]"):
+        executor.run(graph, {x: np.array([[2**40, -(2**50)]])})
+    outputs, _ = executor.run(graph, {x: np.array([[2**31 - 1, -(2**31)]])})
+    np.testing.assert_array_equal(outputs[y], [[2**31 - 1, -(2**31)]])
+
+
 def test_close_waits_for_a_run_on_another_thread(ideal_executor):
     graph, x_in, y, w, x = _small()
     executor = ideal_executor()

@@ -152,6 +152,34 @@ def test_graph_errors_are_value_or_type_errors(builder):
         builder.add(ReLU(2), ["x"])  # type: ignore[list-item]
 
 
+@pytest.mark.parametrize("inputs", [5, "x", b"x", None], ids=["descriptor", "str", "bytes", "None"])
+def test_inputs_must_be_a_sequence(builder, inputs):
+    builder.add(ExternalInput(CT.DataInt8, 4))
+    with pytest.raises(GraphTypeError, match="must be a sequence"):
+        builder.add(ReLU(4), inputs)
+    assert len(builder) == 1
+
+
+@pytest.mark.parametrize("cut", [slice(0.5, 2.5), slice("a", None), slice(None, 2.0)], ids=["fractional", "str", "float stop"])
+def test_slice_bounds_must_be_integers(builder, cut):
+    x = builder.add(ExternalInput(CT.DataInt8, 4))
+    with pytest.raises(GraphTypeError, match="integers or None"):
+        x[cut]
+    from bss2.graph import InputSlice
+
+    with pytest.raises(GraphTypeError, match="integer bounds"):  # built by hand, not by slicing
+        builder.add(ReLU(2), [InputSlice(int(x), cut.start, cut.stop)])
+    assert len(builder) == 1
+    builder.add(ReLU(2), [x[np.int64(1) : np.int64(3)]])  # numpy integers are integers
+
+
+@pytest.mark.parametrize("args", [(1.5,), ("a",), (0, None), (True,)], ids=["float id", "str id", "None chip", "bool id"])
+def test_execution_instance_fields_must_be_integers(args):
+    with pytest.raises(GraphTypeError, match="must be integers"):
+        ExecutionInstance(*args)
+    assert ExecutionInstance(np.int64(2), np.int64(0)) == ExecutionInstance(2, 0)
+
+
 def test_on_chip_types_do_not_cross_instances(builder):
     x, d, *_ = mac_chain(builder)
     with pytest.raises(ExecutionInstanceError, match="only Data\\* memory types cross"):

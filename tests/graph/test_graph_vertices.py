@@ -88,6 +88,16 @@ class TestConfigurationValidation:
         with pytest.raises((GraphError, IndexError, ValueError, TypeError)):
             make()
 
+    @pytest.mark.parametrize("make, match", [
+        (lambda: ExternalInput("bogus", 4), "unknown connection type 'bogus'"),
+        (lambda: DataOutput("Int9", 4), "unknown connection type 'Int9'"),
+        (lambda: MACSynapseArrayView(0, [[0], [1, 2]], [0], [[1]]), "rectangular"),
+    ], ids=["type name", "output type", "ragged rows"])
+    def test_unknown_types_and_ragged_arrays_raise_graph_errors(self, make, match):
+        with pytest.raises(GraphError, match=match):
+            make()
+        assert ExternalInput("DataInt8", 4).type is CT.DataInt8  # a member's name still converts
+
     def test_error_message_names_field_value_and_range(self):
         with pytest.raises(ValueError, match=r"weights contains 70, out of range \[-63, 63\]"):
             MACSynapseArrayView(0, [0], [0], [[70]])
