@@ -65,7 +65,6 @@ def _coordinate(kind: type[Coordinate]) -> Any:
     return convert
 
 
-
 def _connection_type(value: object) -> ConnectionType:
     """``value`` as a :class:`ConnectionType` (a member or its name), else :class:`GraphTypeError`."""
     try:

@@ -185,7 +185,8 @@ class Emulator:
         instructions into the synapse array, the last starting a hagen vector; stores the writes, runs the
         last part and returns its responses; else None and nothing changed."""
         tail = parts[-1]
-        if kernels.mode() != "numba" or not all(part.flags.c_contiguous for part in parts) or not _starts_vector(tail, 0):
+        if (kernels.mode() != "numba" or not all(part.flags.c_contiguous and part.flags.aligned for part in parts)
+                or not _starts_vector(tail, 0)):
             return None
         t0 = self.time
         stored = kernels.store_writes(parts[:-1], _SYNAPSE_WRITE_OPS, _SYNAPSES_BASE, _SYNAPSES_LAST, self.memory)

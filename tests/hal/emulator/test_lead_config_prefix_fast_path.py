@@ -120,6 +120,20 @@ def test_parts_that_are_not_synapse_writes_before_vectors_run_joined(case):
     assert split.time == joined.time and np.array_equal(split.memory, joined.memory)
 
 
+def test_unaligned_and_read_only_parts_give_the_joined_result():
+    rng = np.random.default_rng(8)
+    parts = _update_parts(rng, rng.integers(0, 32, (4, 128)))
+    raw = bytearray(parts[1].nbytes + 1)
+    unaligned = np.frombuffer(raw, np.uint64, count=parts[1].size, offset=1)
+    unaligned[:] = parts[1]
+    parts[1] = unaligned
+    parts[2].flags.writeable = False
+    assert not unaligned.flags.aligned
+    joined, split = Emulator(seed=9, config=EmulatorConfig.ideal()), Emulator(seed=9, config=EmulatorConfig.ideal())
+    assert np.array_equal(split.execute_parts(parts), joined.execute(np.concatenate(parts)))
+    assert split.time == joined.time and np.array_equal(split.memory, joined.memory)
+
+
 def test_a_bad_part_raises_and_changes_nothing():
     rng = np.random.default_rng(5)
     parts = _update_parts(rng, rng.integers(0, 32, (3, 128)))
