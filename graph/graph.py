@@ -47,9 +47,6 @@ class VertexDescriptor(int):
     def __getitem__(self, item: slice) -> InputSlice:
         if not isinstance(item, slice) or item.step not in (None, 1):
             raise GraphTypeError(f"a vertex output can only be sliced contiguously, got {item!r}")
-        for bound in (item.start, item.stop):
-            if bound is not None and not is_integer(bound):
-                raise GraphTypeError(f"slice bounds of v{int(self)} must be integers or None, got {item!r}")
         return InputSlice(int(self), item.start, item.stop)
 
     def __repr__(self) -> str:
@@ -63,6 +60,12 @@ class InputSlice:
     vertex: int
     start: int | None = None
     stop: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for value in (self.vertex, self.start, self.stop):
+            if value is not None and not is_integer(value):
+                raise GraphTypeError(f"a slice of a vertex output takes an integer vertex and integer bounds "
+                                     f"(integers or None), got v{self.vertex!r}[{self.start!r}:{self.stop!r}]")
 
 
 InputLike = Union[int, InputSlice]
@@ -84,11 +87,7 @@ class Edge:
 
 
 def _resolve(item: Any) -> tuple[int, int | None, int | None]:
-    if isinstance(item, InputSlice):
-        for value in (item.vertex, item.start, item.stop):
-            if value is not None and not is_integer(value):
-                raise GraphTypeError(f"an input slice needs an integer vertex and integer bounds (or None), "
-                                     f"got {item!r}")
+    if isinstance(item, InputSlice):  # checked when it was made
         return int(item.vertex), item.start, item.stop
     if not is_integer(item):
         raise GraphTypeError(f"an input must be a vertex descriptor or a slice of one, got {item!r}")
