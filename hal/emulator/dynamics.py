@@ -142,7 +142,7 @@ class AnalogCore:
         self._params: NeuronParams | None = None
         self._weights: np.ndarray | None = None
         self._coefficients: tuple[NeuronParams, np.ndarray] | None = None  # of the effective weights (per parameter set)
-        self._derived_cache: tuple[NeuronParams, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+        self._derived_cache: tuple[NeuronParams, np.ndarray, tuple[np.ndarray, np.ndarray], bool, bool] | None = None
         self._background_words = memory[_B["background_spike_source"].base : _B["background_spike_source"].last_address + 1].copy()
         self._reseed_background(memory, time, np.arange(8))
 
@@ -338,7 +338,7 @@ class AnalogCore:
         output_times: list[np.ndarray] = []
         if (
             run.spike_labels.shape[0] and run.inject_label.size == 0 and not counters_on and not background_on
-            and not madc_busy and self._linear_neurons(params, np.ones(2, bool)) and not tables.any_multiple
+            and not madc_busy and self._linear_neurons(params) and not tables.any_multiple
         ):
             # hot path of hagen programs: everything per SPIKES word, one table lookup per label
             drivers3 = np.take(tables.fpga_hagen, run.spike_labels)
@@ -375,14 +375,16 @@ class AnalogCore:
                                 output_times, counters_on, counter_cfg, madc_out)
         return self._finish(memory, run, samples, rec_labels, rec_times, output_times, counters_on, counter_cfg)
 
-    def _linear_neurons(self, params: NeuronParams, hemispheres: np.ndarray) -> bool:
+    def _linear_neurons(self, params: NeuronParams, hemispheres: np.ndarray | None = None) -> bool:
         """Whether the membranes are linear in the inputs: nobody can fire, receiving membranes (of the given
-        hemispheres) do not leak, no synaptic current is flowing."""
-        return (
-            self._quiet(params)
-            and not bool((hemispheres & self._derived(params)[0]).any())
-            and not self.currents_flowing()
-        )
+        hemispheres, default both) do not leak, no synaptic current is flowing."""
+        self._derived(params)
+        _, nonlinear, _, _, nonlinear_any = self._derived_cache
+        if hemispheres is None:
+            receiving_linear = not nonlinear_any
+        else:
+            receiving_linear = not bool((hemispheres & nonlinear).any())
+        return receiving_linear and self._quiet(params) and not self.currents_flowing()
 
     def adapting(self) -> bool:
         """Whether some neuron's adaptation current is not zero (decays keep a zero at zero)."""
@@ -408,7 +410,8 @@ class AnalogCore:
             target = np.where(leak, params.v_leak, params.v_reset)
             for array in (nonlinear, rate, target):
                 array.flags.writeable = False
-            cached = self._derived_cache = (params, nonlinear, (rate, target))
+            # and, as plain flags for the per-program checks: can any neuron fire, is any hemisphere nonlinear
+            cached = self._derived_cache = (params, nonlinear, (rate, target), bool(params.threshold.any()), bool(nonlinear.any()))
         return cached[1], cached[2]
 
     def _finish(self, memory, run, samples, labels, times, output_times, counters_on, counter_cfg, madc_out=None) -> DynamicsOutput:
@@ -432,7 +435,8 @@ class AnalogCore:
         return DynamicsOutput(samples, labels, times, madc_out[0], madc_out[1], madc_out[2], counter_values)
 
     def _quiet(self, params: NeuronParams) -> bool:
-        if not params.threshold.any():  # nobody can fire
+        self._derived(params)
+        if not self._derived_cache[3]:  # nobody can fire
             return True
         return not bool((params.threshold & ~quiet_mask(self, params)).any())
 

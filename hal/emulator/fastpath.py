@@ -39,7 +39,6 @@ _MATMUL = (slice(0, 129), slice(128, 257))  # matmul columns of each synram (wit
 _CHUNK = 256  # vectors per accumulation chunk (keeps the temporaries in L2)
 _READ_CHUNK = 512  # vectors per readout chunk
 _MASK56 = _U64(0x00FF_FFFF_FFFF_FFFF)
-_BOTH = np.ones(2, bool)  # both hemispheres
 _CROSSBAR_OUTPUT = _B["crossbar_output_config"].base
 _BLOCK_HEADER = int(ResponseType.BLOCK_DATA) << 56
 _END_HEADER = int(ResponseType.END) << 56
@@ -217,6 +216,103 @@ def _recognise_compiled(words: np.ndarray) -> _Shape | None:
     return shape
 
 
+def _program_numpy(core, words: np.ndarray, context: _Context, ic: float, pre: float, dead: float, rate: float,
+                   t0: float) -> tuple[_Shape, tuple] | None:
+    """The program's :class:`_Shape` and timeline (see :func:`_timeline_numpy`), or None when it is not a
+    canonical hagen program, reads a hemisphere that a vector does not reset, or puts events of a vector
+    closer than the PADI dead time."""
+    shape = recognise(words)
+    if shape is None:
+        return None
+    read_h = [int(r) // 2 for r in shape.rows.tolist()]
+    for h in set(read_h):  # every read hemisphere is reset (both quadrants) before each vector
+        if (shape.quadrants >> (2 * h)) & 3 != 3:
+            return None
+    step = ic + shape.delay
+    if dead > 0 and step < dead and shape.n_spikes.max() > 1:
+        return None
+    conv_sum = float(sum(context.conv[h] for h in read_h))
+    return shape, _timeline_numpy(shape.n_spikes, shape.targets, shape.first_spike, shape.vector_start, shape.vector_end,
+                                  step, pre, ic, conv_sum, t0, float(shape.delay), rate, _CHUNK)
+
+
+def _program_compiled(core, words: np.ndarray, context: _Context, ic: float, pre: float, dead: float, rate: float,
+                      t0: float) -> tuple[_Shape, tuple] | None:
+    """:func:`_program_numpy` in one compiled call (:func:`kernels.program`); the arrays are views of
+    per-core scratch, valid until the next program."""
+    found = kernels.program(words, _OPS, _NEURON_RESET, _CADC_SAMPLES, context.conv_array, ic, pre, dead, rate, _CHUNK, t0,
+                            _program_scratch(core, words.size))
+    if found is None:
+        return None
+    n_v, reads, rows, quadrants, delay, cookie, partial, ints, floats, end, longest, span = found
+    shape = _Shape()
+    shape.n_vectors = n_v
+    shape.reads = reads.size
+    shape.rows = rows
+    shape.read_payloads = reads
+    shape.quadrants = quadrants & 0xF
+    shape.first_spike, shape.n_spikes, shape.vector_start, shape.vector_end, chunk_start = ints
+    shape.targets, vector_time, t_read0, exponent = floats
+    shape.delay = delay
+    shape.end_cookie = None if cookie < 0 else cookie
+    shape.other = None  # used by the numpy accumulation only
+    shape.partial = partial
+    return shape, (vector_time, t_read0, exponent if rate > 0 else None, chunk_start, end, longest, span)
+
+
+_PROGRAM_SCRATCH_LIMIT = 1 << 20  # words of a program whose scratch is kept per core between programs
+
+
+def _program_scratch(core, n_words: int) -> tuple[np.ndarray, ...]:
+    """Arrays for :func:`kernels.program` with room for a program of ``n_words`` words, reused between
+    programs up to a size."""
+    scratch = getattr(core, "_hagen_program_scratch", None)
+    if scratch is None or scratch[2].size < n_words:
+        size = max(n_words, 4096)
+        m = size // 4 + 1
+        scratch = (np.empty((5, m), np.int64), np.empty((4, m)), np.empty(size, np.uint64), np.empty(size, np.int64),
+                   np.empty(size, np.int64))
+        if n_words > _PROGRAM_SCRATCH_LIMIT:
+            return scratch
+        core._hagen_program_scratch = scratch
+    return scratch
+
+
+class _ReadPlan:
+    """What a program's reads (CADC rows, in order) need from a :class:`_Context`, kept per context: per read
+    its row, hemisphere and enable bit; the parasitic leak during the reads before it (``scales``, None for
+    none; as float32 ``gains``, and all ones for ``fold_gains``), and the block header of its response."""
+
+    __slots__ = ("rows", "hemispheres", "enabled", "enabled_array", "scales", "gains", "fold_gains", "headers")
+
+
+def _read_plan(context: _Context, rows: tuple[int, ...], rate: float) -> _ReadPlan:
+    plans = context.read_plans
+    plan = plans.get((rows, rate))
+    if plan is not None:
+        return plan
+    plan = _ReadPlan()
+    plan.rows = rows
+    plan.hemispheres = [row // 2 for row in rows]
+    conv = [context.conv[h] for h in plan.hemispheres]
+    # the parasitic leak during the reads before each one: with the baseline folded into the matmul it
+    # scales the weights (the baseline does not decay), else the swing as it is read out
+    offsets = [sum(conv[:k]) for k in range(len(conv))]
+    plan.scales = [math.exp(-offset * rate) if rate > 0 and offset > 0 else None for offset in offsets]
+    plan.gains = np.array([1.0 if scale is None else scale for scale in plan.scales], np.float32)
+    plan.fold_gains = np.ones(len(rows), np.float32)
+    plan.enabled = [context.enabled[h] for h in plan.hemispheres]
+    plan.enabled_array = np.array(plan.enabled)
+    payloads = (np.array(rows, np.uint64) * _U64(64) + _U64(_CADC_SAMPLES)) << _U64(32) | _U64(64)
+    plan.headers = _U64(_BLOCK_HEADER) | payloads
+    for array in (plan.gains, plan.fold_gains, plan.enabled_array, plan.headers):
+        array.flags.writeable = False
+    if len(plans) >= 16:
+        plans.clear()
+    plans[(rows, rate)] = plan
+    return plan
+
+
 class _Context:
     """What the closed form needs from the registers and the neuron parameters alone, computed once per
     register generation (:attr:`AnalogCore.generation`), parameter set and routing table (see :func:`_context`).
@@ -228,7 +324,7 @@ class _Context:
     knees and whether any column bends.
     """
 
-    __slots__ = ("usable", "tables", "conv", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all",
+    __slots__ = ("usable", "tables", "conv", "conv_array", "read_plans", "enabled", "baseline", "knee", "bends", "fold", "rate_all", "target_all",
                  "read_baselines", "read_bends")
 
 
@@ -249,6 +345,8 @@ def _context(emulator, params, tables) -> _Context:
     ic = float(cfg.instruction_cycles)
     cadc = [int(memory[_CADC_CONFIG + h]) for h in (0, 1)]
     context.conv = [ic + cfg.cadc_conversion_cycles + ((c >> 8) & 0xFF) + ((c >> 16) & 0xFF) for c in cadc]
+    context.conv_array = np.array(context.conv, np.float64)
+    context.read_plans = {}
     context.enabled = [bool(c & 1) for c in cadc]
     v_reset = params.v_reset.reshape(2, 256).astype(np.float32)
     offsets = memory[_CADC_CHANNEL : _CADC_CHANNEL + 1024].astype(np.uint8).view(np.int8).reshape(4, 256).astype(np.float32)
@@ -271,41 +369,32 @@ def _context(emulator, params, tables) -> _Context:
 def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     """Responses of a canonical hagen program, or None when the general path must run."""
     _mark(None)
-    shape = recognise(words)
-    _mark("recognise")
-    if shape is None:
+    if words.size < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
         return None
     core = emulator.core
     memory = emulator.memory
     cfg = emulator.config
-    rows = shape.rows
-    read_h = [int(r) // 2 for r in rows.tolist()]
-    # every read hemisphere is reset (both quadrants) before each vector
-    for h in set(read_h):
-        if (shape.quadrants >> (2 * h)) & 3 != 3:
-            return None
     t0 = emulator.time
     ic = float(cfg.instruction_cycles)
     params = core.params(memory, t0 + ic)  # first activity: the first neuron reset
     context = _context(emulator, params, core.routing(memory))
     # chip state that the closed form needs (as in AnalogCore.run's hot path)
-    if not context.usable or core.madc_active or not core._linear_neurons(params, _BOTH):
+    if not context.usable or core.madc_active or not core._linear_neurons(params):
         return None
     _mark("state")
-
-    # timeline (model cycles, integers: exact in float64), per read and per vector
-    conv = [context.conv[h] for h in read_h]
-    read_offset = [sum(conv[:k]) for k in range(len(conv))]
-    step = ic + shape.delay
+    # the program's structure and timeline (model cycles, integers: exact in float64), per read and per vector
     pre = 2 * ic + float(cfg.neuron_reset_cycles)
-    dead = cfg.padi_dead_cycles
-    if dead > 0 and step < dead and shape.n_spikes.max() > 1:
-        return None
     rate = core.parasitic_rate
     compiled = kernels.mode() == "numba"
-    vector_time, t_read0, exponent, chunk_start, last_end, longest, span = (kernels.timeline if compiled else _timeline_numpy)(
-        shape.n_spikes, shape.targets, shape.first_spike, shape.vector_start, shape.vector_end, step, pre, ic,
-        float(sum(conv)), t0, float(shape.delay), rate, _CHUNK)
+    found = (_program_compiled if compiled else _program_numpy)(core, words, context, ic, pre, float(cfg.padi_dead_cycles),
+                                                                rate, t0)
+    _mark("recognise, timeline")
+    if found is None:
+        return None
+    shape, (vector_time, t_read0, exponent, chunk_start, last_end, longest, span) = found
+    rows = shape.rows
+    plan = _read_plan(context, tuple(rows.tolist()), rate)
+    step = ic + shape.delay
     end_time = t0 + last_end + (ic if shape.end_cookie is not None else 0.0)
     # effective activation per (vector, driver), decayed by the parasitic leak to the vector's first read
     if rate > 0 and step * rate * float(longest) * _CHUNK > 60.0:
@@ -313,7 +402,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
     # exp((i - a) * step * rate) is applied per word (a: first word of the chunk), the rest per vector
     factor = np.exp(exponent).astype(np.float32) if exponent is not None else None
-    _mark("timeline")
+    dead = cfg.padi_dead_cycles
     if compiled:
         effective = _accumulate_compiled(core, words, shape, context.tables, step, dead > 0, factor, chunk_start, span)
     else:
@@ -331,22 +420,18 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     out = np.empty(n_v * n_r * 33 + int(has_end), dtype=_U64)
     body = out[: n_v * n_r * 33].reshape(n_v, n_r, 33)
     samples_u8 = body.view(np.uint8).reshape(n_v, n_r, 264)
-    body[:, :, 0] = _U64(_BLOCK_HEADER) | shape.read_payloads
+    body[:, :, 0] = plan.headers
     knee = context.knee
     fold = context.fold
     effective[:, 128] = 1.0 if fold else 0.0
     reads = []
-    enabled = []
-    for k, (row, h) in enumerate(zip(rows.tolist(), read_h)):  # per read: its weights, gain and baseline
-        # the parasitic leak during the reads before this one: with the baseline folded into the matmul it
-        # scales the weights (the baseline does not decay), else the swing as it is read out
-        scale = math.exp(-read_offset[k] * rate) if rate > 0 and read_offset[k] > 0 else None
+    enabled = plan.enabled
+    for k, (row, h, scale) in enumerate(zip(plan.rows, plan.hemispheres, plan.scales)):  # per read: weights, gain, baseline
         baseline = context.baseline[row]
         if fold:
             reads.append((k, h, _extended_weights(core, weights, h, scale, baseline), None, 1.0))
         else:
             reads.append((k, h, weights[h], baseline, 1.0 if scale is None else scale))
-        enabled.append(context.enabled[h])
         if not enabled[k]:
             samples_u8[:, k, 8:] = 0
     # one matmul per read (whole: a multi-threaded BLAS would synchronise per call), then the readout
@@ -361,9 +446,9 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     noise_base = core.noise.reserve(n_v * n_r * 64) if noisy else 0
     table = core.noise.table(cfg.noise_lsb) if noisy else None
     if compiled:
-        kernels.readout(products, np.array([gain for *_, gain in reads], np.float32), knee, cfg.saturation_span_lsb,
+        kernels.readout(products, plan.fold_gains if fold else plan.gains, knee, cfg.saturation_span_lsb,
                         context.read_bends, table, core.noise.key, noise_base, context.read_baselines, rows,
-                        np.array(enabled), samples_u8)
+                        plan.enabled_array, samples_u8)
         _mark("readout (compiled)")
     for c0 in range(0, 0 if compiled else n_v, _READ_CHUNK):  # numpy passes per cache-sized chunk of vectors
         c1 = min(n_v, c0 + _READ_CHUNK)
@@ -388,7 +473,7 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
             np.clip(swing, 0.0, 255.0, out=swing)
             samples_u8[c0:c1, k, 8:] = swing
             _mark("offsets, clip, quantise")
-    for k, row in enumerate(rows.tolist()):  # the latest conversion of each row stays readable
+    for k, row in enumerate(plan.rows):  # the latest conversion of each row stays readable
         memory[_CADC_SAMPLES + 64 * row : _CADC_SAMPLES + 64 * (row + 1)] = samples_u8[-1, k, 8:].copy().view("<u4")
     if has_end:
         out[-1] = _U64(_END_HEADER | shape.end_cookie)

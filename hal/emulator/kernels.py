@@ -91,23 +91,17 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
     jit = numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 
     @jit
-    def recognise_kernel(words, ops, neuron_reset):
+    def scan_kernel(words, ops, neuron_reset, first, n_spikes, start, stop, targets, reads, partial):
         # the structure of a canonical hagen program in one pass over its words (see fastpath.recognise):
         # per vector TIMER_RESET 0, WRITE neuron_reset q (one q), SPIKES* (one delay; a partly filled word
         # leaves its unused labels zero), WAIT_UNTIL t, READ_BLOCK* (the same reads for every vector);
-        # optionally END as the last word
+        # optionally END as the last word. Per vector into first .. targets (room for n // 4 + 1 vectors),
+        # the reads and the partly filled SPIKES words into reads and partial (room for n each); returns
+        # (ok, vectors, reads, neuron-reset value, reference top lane, END cookie, partly filled words)
         spikes, timer_reset, write, wait, read, end = ops[0], ops[1], ops[2], ops[3], ops[4], ops[5]
         mask56 = np.uint64(0x00FFFFFFFFFFFFFF)
         low32 = np.uint64(0xFFFFFFFF)
         n = words.size
-        m = n // 4 + 1
-        first = np.empty(m, np.int64)
-        n_spikes = np.empty(m, np.int64)
-        start = np.empty(m, np.int64)
-        stop = np.empty(m, np.int64)
-        targets = np.empty(m, np.float64)
-        reads = np.empty(n, np.uint64)
-        partial = np.empty(n, np.int64)
         n_partial = 0
         n_reads = -1
         quadrants = np.uint64(0)
@@ -185,9 +179,24 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
             v = 0
             n_reads = 0
             n_partial = 0
-        return (ok, reads[:n_reads].copy(), np.int64(quadrants & np.uint64(0xFFFFFFFF)), first[:v].copy(),
-                n_spikes[:v].copy(), start[:v].copy(), stop[:v].copy(), targets[:v].copy(), reference, cookie,
-                partial[:n_partial].copy())
+        return ok, v, max(n_reads, 0), np.int64(quadrants & np.uint64(0xFFFFFFFF)), reference, cookie, n_partial
+
+    @jit
+    def recognise_kernel(words, ops, neuron_reset):
+        # scan_kernel into fresh arrays, returned trimmed (see kernels.recognise)
+        n = words.size
+        m = n // 4 + 1
+        first = np.empty(m, np.int64)
+        n_spikes = np.empty(m, np.int64)
+        start = np.empty(m, np.int64)
+        stop = np.empty(m, np.int64)
+        targets = np.empty(m, np.float64)
+        reads = np.empty(n, np.uint64)
+        partial = np.empty(n, np.int64)
+        ok, v, n_reads, quadrants, reference, cookie, n_partial = scan_kernel(words, ops, neuron_reset, first, n_spikes,
+                                                                              start, stop, targets, reads, partial)
+        return (ok, reads[:n_reads].copy(), quadrants, first[:v].copy(), n_spikes[:v].copy(), start[:v].copy(),
+                stop[:v].copy(), targets[:v].copy(), reference, cookie, partial[:n_partial].copy())
 
     @jit
     def accumulate_kernel(lanes, first, count, table, check_buses, leak, chunk_start, factor, out, v0, v1):
@@ -372,8 +381,41 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
                 exponent[v] = -(t_read0[v] - t_first + (first_spike[v] - a) * step) * rate
         return end, longest, span
 
+    @jit
+    def program_kernel(words, ops, neuron_reset, samples_base, conv, ic, pre, dead, rate, chunk, t0, ints, floats, reads,
+                       rows, partial):
+        # fastpath.recognise, the checks of its reads, and the timeline, in one call (see kernels.program)
+        m = ints.shape[1]
+        ok, v, n_reads, quadrants, reference, cookie, n_partial = scan_kernel(
+            words, ops, neuron_reset, ints[0], ints[1], ints[2], ints[3], floats[0], reads, partial)
+        declined = (1, 0, 0, np.int64(0), np.int64(0), np.int64(-1), 0, 0.0, np.int64(0), np.int64(0))
+        if not ok:
+            return declined
+        conv_sum = 0.0
+        for k in range(n_reads):  # CADC sample rows 0..3, 64 registers each; the read hemisphere reset
+            payload = reads[k]
+            offset = np.int64(payload >> np.uint64(32)) - samples_base
+            if (payload & np.uint64(0xFFFFFFFF)) != 64 or offset < 0 or offset % 64 != 0 or offset // 64 > 3:
+                return declined
+            rows[k] = offset // 64
+            h = rows[k] // 2
+            if (quadrants >> (2 * h)) & 3 != 3:
+                return declined
+            conv_sum += conv[h]
+        delay = (reference >> 2) & 63 if reference >= 0 else np.int64(0)
+        step = ic + delay
+        if dead > 0 and step < dead:  # events closer than the PADI dead time: the general path draws losses
+            for i in range(v):
+                if ints[1, i] > 1:
+                    return declined
+        exponent = floats[3, :v] if rate > 0 else floats[3, :0]
+        end, longest, span = timeline_kernel(ints[1, :v], floats[0, :v], ints[0, :v], ints[2, :v], ints[3, :v], step, pre,
+                                             ic, conv_sum, t0, np.float64(delay), rate, chunk, floats[1, :v], floats[2, :v],
+                                             exponent, ints[4, :v])
+        return 0, v, n_reads, quadrants, delay, cookie, n_partial, end, longest, span
+
     return (recognise_kernel, accumulate_kernel, readout_kernel, hagen_weights_kernel, write_prefix_kernel, timeline_kernel,
-            store_writes_kernel)
+            store_writes_kernel, program_kernel)
 
 
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))
@@ -493,6 +535,31 @@ def store_writes(parts: tuple[np.ndarray, ...], ops: tuple[int, int], lo: int, h
         parts = tuple(_read_only(part) for part in parts)
     stop, instructions, data_words = _compiled()[6](parts, np.uint64(ops[0]), np.uint64(ops[1]), lo, hi, memory)
     return None if stop < 0 else (int(instructions), int(data_words))
+
+
+def program(words: np.ndarray, ops: np.ndarray, neuron_reset: int, samples_base: int, conv: np.ndarray, ic: float,
+            pre: float, dead: float, rate: float, chunk: int, t0: float, scratch: tuple[np.ndarray, ...]) -> tuple | None:
+    """:func:`recognise`, the checks of the program's reads and :func:`timeline` in one compiled call.
+
+    The reads must be whole CADC sample rows (64 registers from ``samples_base + 64 * row``, rows 0..3) of
+    hemispheres that every vector resets (both quadrants); ``conv`` (float64, per hemisphere) holds the
+    cycles of one conversion. With ``dead`` > 0, events of one vector closer than ``dead`` cycles decline
+    the program (the general path draws their losses). ``scratch`` is ``(ints, floats, reads, rows, partial)``:
+    (5, m) int64 and (4, m) float64 with ``m >= words.size // 4 + 1``, then uint64, int64, int64 of at
+    least ``words.size`` entries; the results are views of it. Returns None (declined) or ``(vectors,
+    reads, rows, quadrants, delay, cookie, partial, ints, floats, end, longest, span)`` where, per vector,
+    ``ints`` rows are the first SPIKES word, their number, the first and one-past-last word and the first
+    word of its chunk, and ``floats`` rows the WAIT_UNTIL target, the start time, the time of the first
+    read and (with a ``rate``) the exponent of the leak factor (see :func:`timeline`).
+    """
+    ints, floats, reads, rows, partial = scratch
+    found = _compiled()[7](words, ops, np.uint64(neuron_reset), samples_base, conv, float(ic), float(pre), float(dead),
+                           float(rate), int(chunk), float(t0), ints, floats, reads, rows, partial)
+    status, v, n_reads, quadrants, delay, cookie, n_partial, end, longest, span = found
+    if status:
+        return None
+    return (v, reads[:n_reads], rows[:n_reads], quadrants, delay, cookie, partial[:n_partial], ints[:, :v], floats[:, :v],
+            end, longest, span)
 
 
 def hagen_weights(weights: np.ndarray, coefficients: np.ndarray) -> np.ndarray:

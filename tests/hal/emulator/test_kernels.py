@@ -130,6 +130,56 @@ def test_compiled_recogniser_recognises_what_the_numpy_recogniser_does(data):
 
 
 @needs_numba
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_compiled_program_pass_equals_recognise_checks_and_timeline(data):
+    """kernels.program (one call) accepts and declines what recognise, the read checks and the numpy timeline
+    do, with the same structure and the same timeline."""
+    from bss2.hal.regmap import REGISTER_MAP
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    synrams = data.draw(st.sampled_from([(0,), (1,), (0, 1)]))
+    x = {h: rng.integers(0, 32, (data.draw(st.integers(1, 4)), 128)) * (rng.random((1, 128)) < 0.3) for h in synrams}
+    batch = min(v.shape[0] for v in x.values())
+    words = hagen.hagen_input_words({h: v[:batch] for h, v in x.items()}, num_sends=data.draw(st.integers(1, 2)),
+                                    wait_between_events=data.draw(st.sampled_from([0, 1, 5])),
+                                    end_cookie=data.draw(st.sampled_from([None, 5])))
+    ops = words >> np.uint64(56)
+    reads = np.flatnonzero(ops == wire.Opcode.READ_BLOCK)
+    resets = np.flatnonzero(ops == wire.Opcode.WRITE)
+    base = REGISTER_MAP["cadc_sample_quad"].base
+    for _ in range(data.draw(st.integers(0, 2))):  # move or resize every vector's k-th read alike
+        k = data.draw(st.integers(0, len(synrams) - 1))
+        address = base + data.draw(st.sampled_from([0, 64, 128, 192, 256, 32, -64]))
+        count = data.draw(st.sampled_from([64, 64, 63]))
+        words[reads[k :: len(synrams)]] = wire.encode_read_block(address, count)[0] if address >= 0 else words[reads[k]] - (
+            np.uint64(64) << np.uint64(32))
+    if data.draw(st.booleans()):  # reset other quadrants (in every vector)
+        q = data.draw(st.integers(0, 15))
+        words[resets] = wire.encode_write([REGISTER_MAP["neuron_reset"].base], [q])[0]
+    for _ in range(data.draw(st.integers(0, 2))):  # flip bits of some words
+        i = data.draw(st.integers(0, words.size - 1))
+        words[i] ^= np.uint64(1) << np.uint64(data.draw(st.integers(0, 63)))
+    emulator = Emulator(seed=2)
+    core = emulator.core
+    params = core.params(emulator.memory, emulator.time)
+    context = fastpath._context(emulator, params, core.routing(emulator.memory))
+    args = (core, words, context, 8.0, 40.0, float(data.draw(st.sampled_from([0, 3, 40]))),
+            data.draw(st.sampled_from([0.0, 3.7e-5])), data.draw(st.floats(0, 1e9)))
+    with kernels.use("numpy"):
+        expected = fastpath._program_numpy(*args)
+    got = fastpath._program_compiled(*args)
+    assert (got is None) == (expected is None)
+    if expected is not None:
+        assert _shape_fields(got[0]) == _shape_fields(expected[0])
+        for a, b in zip(got[1], expected[1]):
+            if b is None:
+                assert a is None
+            else:
+                np.testing.assert_array_equal(a, b)
+
+
+@needs_numba
 def test_compiled_effective_weights_equal_the_numpy_formula():
     from bss2.hal.emulator.analog import hagen_coefficients, hagen_weights
 
