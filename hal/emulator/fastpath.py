@@ -65,11 +65,18 @@ class _Shape:
                  "vector_end", "targets", "delay", "end_cookie", "other", "partial")
 
 
+def _plain_words(words: np.ndarray) -> bool:
+    """Whether ``words`` could be a hagen program for the passes here: 1-D C-contiguous uint64 (as stored on
+    this little-endian host), at least five words."""
+    return (words.size >= 5 and words.ndim == 1 and words.dtype == np.uint64 and words.flags.c_contiguous
+            and np.little_endian)
+
+
 def recognise(words: np.ndarray) -> _Shape | None:
     """The per-vector structure of a canonical hagen program, or None."""
-    n = words.size
-    if n < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
+    if not _plain_words(words):
         return None
+    n = words.size
     if kernels.mode() == "numba":  # one compiled pass instead of the numpy passes below
         return _recognise_compiled(words)
     lanes = words.view("<u2").reshape(-1, 4)
@@ -369,7 +376,7 @@ def _context(emulator, params, tables) -> _Context:
 def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     """Responses of a canonical hagen program, or None when the general path must run."""
     _mark(None)
-    if words.size < 5 or words.ndim != 1 or words.dtype != np.uint64 or not words.flags.c_contiguous or not np.little_endian:
+    if not _plain_words(words):
         return None
     core = emulator.core
     memory = emulator.memory
@@ -385,9 +392,9 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     # the program's structure and timeline (model cycles, integers: exact in float64), per read and per vector
     pre = 2 * ic + float(cfg.neuron_reset_cycles)
     rate = core.parasitic_rate
+    dead = cfg.padi_dead_cycles
     compiled = kernels.mode() == "numba"
-    found = (_program_compiled if compiled else _program_numpy)(core, words, context, ic, pre, float(cfg.padi_dead_cycles),
-                                                                rate, t0)
+    found = (_program_compiled if compiled else _program_numpy)(core, words, context, ic, pre, float(dead), rate, t0)
     _mark("recognise, timeline")
     if found is None:
         return None
@@ -402,7 +409,6 @@ def execute_hagen(emulator, words: np.ndarray) -> np.ndarray | None:
     # event i of vector v happens at t_first_v + (i - first_v) * step; the chunk-relative factor
     # exp((i - a) * step * rate) is applied per word (a: first word of the chunk), the rest per vector
     factor = np.exp(exponent).astype(np.float32) if exponent is not None else None
-    dead = cfg.padi_dead_cycles
     if compiled:
         effective = _accumulate_compiled(core, words, shape, context.tables, step, dead > 0, factor, chunk_start, span)
     else:

@@ -385,7 +385,6 @@ def _build(numba):  # noqa: ANN001, ANN202 - the numba module; returns the jitte
     def program_kernel(words, ops, neuron_reset, samples_base, conv, ic, pre, dead, rate, chunk, t0, ints, floats, reads,
                        rows, partial):
         # fastpath.recognise, the checks of its reads, and the timeline, in one call (see kernels.program)
-        m = ints.shape[1]
         ok, v, n_reads, quadrants, reference, cookie, n_partial = scan_kernel(
             words, ops, neuron_reset, ints[0], ints[1], ints[2], ints[3], floats[0], reads, partial)
         declined = (1, 0, 0, np.int64(0), np.int64(0), np.int64(-1), 0, 0.0, np.int64(0), np.int64(0))
