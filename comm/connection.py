@@ -19,6 +19,7 @@ import abc
 import logging
 import os
 import struct
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -80,10 +81,24 @@ def _program_words(program: PlaybackProgram | np.ndarray) -> np.ndarray:
     return words.astype(np.uint64, copy=False)
 
 
+#: guards the program counts of all connections (an increment is a few bytecodes, so one lock serves all)
+_COUNT_LOCK = threading.Lock()
+
+
 class Connection(abc.ABC):
     """A link to one chip. Use as a context manager, or call :meth:`close`."""
 
     _closed = False
+    _executed = 0
+
+    @property
+    def programs_executed(self) -> int:
+        """How many programs :meth:`execute` has started on this connection, by any caller (failed ones
+        included). A user that remembers what it configured on the chip compares this count with the one
+        after its own last program: a difference means someone else ran a program in between, and the chip
+        may no longer hold what it wrote (the executor's configuration cache works this way). Programs sent
+        to a remote chip by other clients of its server are not counted here."""
+        return self._executed
 
     @property
     @abc.abstractmethod
@@ -113,6 +128,8 @@ class Connection(abc.ABC):
         """
         if self._closed:
             raise CommError(f"{type(self).__name__} is closed")
+        with _COUNT_LOCK:
+            self._executed += 1
         if isinstance(program, (list, tuple)):
             parts = tuple(_program_words(part) for part in program)
             nonempty = tuple(part for part in parts if part.size)

@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from bss2.comm import Connection, close_all, connect_many
+from bss2.comm import Connection, ExecutionResult, close_all, connect_many
 from bss2.graph import (
     Addition,
     CADCMembraneReadoutView,
@@ -184,6 +184,8 @@ class JITExecutor:
             if self._closed:
                 raise ExecError("the executor is closed")
             start = time.perf_counter()
+            for connection, state in zip(self.connections, self._states):
+                state.claim(connection.programs_executed)  # forgotten if another user ran programs on the chip
             self._runtime = runtime
             info = ExecutionInfo()
             plan = self._plan(graph)
@@ -380,7 +382,7 @@ class JITExecutor:
         """Run one lean program on its chip and cut its tiles' outputs (int8) from the CADC samples."""
         parts, cookie = built
         try:
-            result = self.connections[program.chip].execute(parts)
+            result = self._execute_words(program.chip, parts)
         except Exception as error:
             raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=program.instance, chip=program.chip,
                                   stage="execute") from error
@@ -522,10 +524,17 @@ class JITExecutor:
         if failure is not None:
             raise failure
 
+    def _execute_words(self, chip: int, words: np.ndarray | list[np.ndarray]) -> ExecutionResult:
+        """Run ``words`` on the chip, counted as this executor's own program (see :meth:`ChipState.claim`)."""
+        try:
+            return self.connections[chip].execute(words)
+        finally:
+            self._states[chip].seen += 1
+
     def _execute(self, chip: int, program: BuiltProgram, record: InstanceRecord) -> dict[int, np.ndarray]:
         instance = program.tiles[0].instance
         try:
-            result = self.connections[chip].execute(program.words)
+            result = self._execute_words(chip, program.words)
         except Exception as error:
             raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=instance, chip=chip, stage="execute") from error
         timing = result.timing

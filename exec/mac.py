@@ -140,7 +140,8 @@ class ChipState:
     """What the executor believes a chip holds: the configuration after the last program built for it.
 
     ``planned`` runs ahead of the chip while programs are queued; a failed program makes the state
-    unknown, so the next program starts with a chip reset and a full write. Hagen programs keep the
+    unknown, so the next program starts with a chip reset and a full write; so does a program that someone
+    else ran on the chip (see :meth:`claim`). Hagen programs keep the
     newest weight planes aside (``planned`` folds them into the configuration when read), so a tile
     costs one comparison of its plane, not a configuration copy and diff. A configuration set from
     elsewhere (for example a spiking program) makes the next hagen program diff the whole configuration.
@@ -156,6 +157,17 @@ class ChipState:
         # (id, id) of two remembered physical weights -> (both, the number of quads in which they differ)
         self._changed: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int]] = {}
         self._upper_fixed = False
+        #: the connection's :attr:`~bss2.comm.Connection.programs_executed` after this state's last program
+        self.seen = 0
+
+    def claim(self, executed: int) -> None:
+        """Before a run on the chip: ``executed`` is its connection's program count now. When it is not the
+        count after this state's own last program, someone else (another executor, a register-level user)
+        ran programs on the chip in between, so what it holds is unknown: the state is forgotten and the next
+        program resets the chip and writes everything."""
+        if executed != self.seen:
+            self.invalidate()
+            self.seen = executed
 
     @property
     def planned(self) -> ChipConfig | None:

@@ -317,7 +317,7 @@ def run_spiking_instance(executor: JITExecutor, graph: Graph, instance: Any, val
         state.invalidate()
         raise ExecutionFailed(str(error), instance=instance.id, chip=chip, stage="build") from error
     try:
-        result = executor.connections[chip].execute(words)
+        result = executor._execute_words(chip, words)
     except Exception as error:
         state.invalidate()
         raise ExecutionFailed(f"{type(error).__name__}: {error}", instance=instance.id, chip=chip, stage="execute") from error

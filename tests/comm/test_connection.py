@@ -201,6 +201,22 @@ def test_closed_connection_refuses_programs():
         connection.execute(PlaybackProgramBuilder().done())
 
 
+def test_every_program_started_is_counted_and_a_refused_one_is_not():
+    """programs_executed lets a user of the chip notice programs that others ran on it."""
+    connection = EmulatorConnection(seed=1)
+    assert connection.programs_executed == 0
+    connection.execute(PlaybackProgramBuilder().done())
+    connection.execute([wire.encode_timer_reset(), wire.encode_end(1)])  # in parts: one program
+    assert connection.programs_executed == 2
+    with pytest.raises(CommError):
+        connection.execute(np.zeros((2, 2), np.uint64))  # started, then refused by its words
+    assert connection.programs_executed == 3
+    connection.close()
+    with pytest.raises(CommError, match="closed"):
+        connection.execute(PlaybackProgramBuilder().done())
+    assert connection.programs_executed == 3
+
+
 def test_console_script_serves_and_a_killed_server_makes_the_client_raise():
     process = subprocess.Popen(
         [sys.executable, "-m", "bss2.comm.server", "serve", "--port", "0", "--seed", "9", "--lease-timeout", "2"],

@@ -266,3 +266,43 @@ def test_alternating_graphs_send_what_differs_every_time():
         else:
             assert info.config_words == 2 * (1 + 16384 // 2)  # both planes, whole: a block header and 8192 data words each
         previous = name
+
+
+# ------------------------------------------------------------------------ other users of the same chip
+
+
+def test_two_executors_on_one_connection_see_each_others_weights():
+    """The cache describes the chip only while nobody else runs programs on it: a second executor (or a
+    register-level user) on the same connection makes the next run reconfigure the chip in full."""
+    connection = EmulatorConnection(config=EmulatorConfig.ideal())
+    first, second = JITExecutor(connection), JITExecutor(connection)
+    rng = np.random.default_rng(21)
+    w1, w2 = rng.integers(-63, 64, (2, 128, 256))
+    x = rng.integers(0, 32, (6, 128))
+    g1, x1, y1 = matmul_graph(w1)
+    g2, x2, y2 = matmul_graph(w2)
+    for _ in range(2):  # interleaved: each executor's second run finds the other's weights on the chip
+        out1, info1 = first.run(g1, {x1: x})
+        assert np.array_equal(out1[y1], exact_matmul(x, w1))
+        out2, info2 = second.run(g2, {x2: x})
+        assert np.array_equal(out2[y2], exact_matmul(x, w2))
+        assert info1.config_words > 0 and info2.config_words > 0
+    # undisturbed again: the cache holds
+    _, again = second.run(g2, {x2: x})
+    assert again.config_words == 0
+
+
+def test_a_register_level_program_between_runs_makes_the_next_run_reconfigure():
+    connection = Recording(config=EmulatorConfig.ideal())
+    executor = JITExecutor(connection)
+    rng = np.random.default_rng(22)
+    w = rng.integers(-63, 64, (128, 256))
+    x = rng.integers(0, 32, (4, 128))
+    graph, x_in, y_out = matmul_graph(w)
+    executor.run(graph, {x_in: x})
+    assert connection.programs_executed == 1
+    connection.execute(wire.encode_write([0x10000], [0]))  # one synapse quad
+    out, info = executor.run(graph, {x_in: x})
+    assert np.array_equal(out[y_out], exact_matmul(x, w))
+    assert _has_settling_wait(connection.programs[-1])  # a reset and the whole configuration
+    assert connection.programs_executed == 3
