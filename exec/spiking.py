@@ -121,20 +121,45 @@ class TimedSamples:
 
 
 def spike_inputs(given: Any, name: str) -> list[SpikeInput]:
-    """Normalise the timed-spike input of a graph: a sequence (batch) of SpikeInput or (times, labels)."""
+    """Normalise the timed-spike input of a graph: one SpikeInput, or a sequence (the batch) of SpikeInput or
+    ``(times, labels)`` pairs of 1-D sequences.
+
+    A pair whose two items are themselves 1-D sequences of numbers is refused at the top level: it could be
+    one entry's ``(times, labels)`` or a batch of two entries, and reading it either way would silently
+    run the wrong experiment.
+    """
     if isinstance(given, SpikeInput):
         return [given]
-    if not isinstance(given, Sequence):
-        raise InputError(f"{name}: timed spikes must be a sequence of SpikeInput or (times, labels) per batch entry")
+    if not isinstance(given, Sequence) or isinstance(given, (str, bytes)):
+        raise InputError(f"{name}: timed spikes must be a SpikeInput or a sequence (batch) of SpikeInput or (times, labels) "
+                         f"pairs, got {type(given).__name__}")
+    if len(given) == 2 and not any(isinstance(entry, SpikeInput) for entry in given) and all(_flat(entry) for entry in given):
+        raise InputError(f"{name}: a pair of 1-D sequences is ambiguous (one entry's (times, labels), or two entries?): "
+                         "pass [SpikeInput(times, labels)] for one entry, or a list of SpikeInput for a batch")
     result = []
-    for entry in given:
+    for index, entry in enumerate(given):
         if isinstance(entry, SpikeInput):
             result.append(entry)
-        elif isinstance(entry, Sequence) and len(entry) == 2:
-            result.append(SpikeInput(entry[0], entry[1]))
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2 and all(np.ndim(part) == 1 for part in entry):
+            try:
+                result.append(SpikeInput(entry[0], entry[1]))
+            except InputError as error:
+                raise InputError(f"{name}: batch entry {index}: {error}") from None
         else:
-            raise InputError(f"{name}: each batch entry must be a SpikeInput or a (times, labels) pair, got {entry!r}")
+            raise InputError(f"{name}: batch entry {index} must be a SpikeInput or a (times, labels) pair of 1-D sequences, "
+                             f"got {entry!r}")
     return result
+
+
+def _flat(entry: Any) -> bool:
+    """Whether ``entry`` is a 1-D sequence of numbers (not of pairs): a candidate ``times`` or ``labels``."""
+    if isinstance(entry, (str, bytes)) or not isinstance(entry, (Sequence, np.ndarray)):
+        return False
+    try:
+        array = np.asarray(entry)
+    except ValueError:  # ragged
+        return False
+    return array.ndim == 1 and array.dtype.kind in "iuf"
 
 
 # ------------------------------------------------------------------------------------- configuration

@@ -170,3 +170,19 @@ def test_a_run_leaves_the_callers_spike_input_as_it_was(executor):
     executor.run(graph.graph, {graph.spike_input: [entry]}, runtime=RUNTIME)
     assert entry.times.tolist() == [3000, 1000, 2000]
     assert SpikeInput([1000.0], [0]).times.dtype == np.int64  # whole floats are whole cycles
+
+
+def test_a_bare_times_labels_pair_is_refused_as_ambiguous_and_pairs_in_a_list_are_entries():
+    from bss2.exec.spiking import spike_inputs
+
+    for pair in (([0, 10], [1, 2]), (np.array([5, 6]), np.array([1, 1])), ([], [])):
+        with pytest.raises(InputError, match="ambiguous"):
+            spike_inputs(pair, "v0")
+    batch = spike_inputs([([0, 10], [1, 2]), (np.array([5]), [3])], "v0")
+    assert [entry.times.tolist() for entry in batch] == [[0, 10], [5]]
+    assert [entry.labels.tolist() for entry in batch] == [[1, 2], [3]]
+    assert len(spike_inputs([SpikeInput([1], [2]), SpikeInput([], [])], "v0")) == 2
+    assert len(spike_inputs(SpikeInput([1], [2]), "v0")) == 1
+    for bad in ([(0, 1)], [([0], [1], [2])], "spikes", [[[0, 1], [2]]]):
+        with pytest.raises(InputError, match="v0"):
+            spike_inputs(bad, "v0")
