@@ -354,6 +354,11 @@ def run_spiking_instance(executor: JITExecutor, graph: Graph, instance: Any, val
     try:
         with timed(record, "decode"):
             responses = wire.decode_responses(result.responses)
+            if (responses.error_codes == wire.ErrorCode.RECORDING_OVERFLOW).any():
+                raise ExecutionFailed(
+                    f"the run recorded more spikes and MADC samples than the recording memory holds ({batch} entries of "
+                    f"{runtime} cycles): shorten the runtime or the batch, raise the MADC sample period or record fewer neurons",
+                    instance=instance.id, chip=chip, stage="decode")
             if responses.error_codes.size or responses.end_cookies.size == 0 or int(responses.end_cookies[-1]) != cookie:
                 raise ExecutionFailed(
                     f"program incomplete or rejected (errors {responses.error_codes.tolist()[:5]}, end markers {responses.end_cookies.tolist()})",

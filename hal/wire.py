@@ -112,6 +112,7 @@ class ErrorCode(enum.IntEnum):
     TRUNCATED_BLOCK = 5
     INVALID_VALUE = 6  # a field value the chip rejects (e.g. CapMem 1023)
     NOT_EMULATED = 7  # a feature the emulator does not model (PPU program execution)
+    RECORDING_OVERFLOW = 8  # the program recorded more spikes and MADC samples than the FPGA memory holds
 
 
 def _check_range(name: str, values: np.ndarray, low: int, high: int) -> None:

@@ -76,6 +76,8 @@ class EmulatorConfig:
     exponential_strength_per_code: float = _f(0.002)
     offset_current_lsb_per_us_per_code: float = _f(0.01)
 
+    recording_words: float = _f(4194304.0, _positive)
+
     madc_lsb_per_cadc_lsb: float = _f(4.0)
     madc_noise_lsb: float = _f(1.0)
 

@@ -112,6 +112,28 @@ class AnalogCore:
         self.dt_cycles = config.dt_us * CYCLES_PER_US
         self.parasitic_rate = 0.0 if math.isinf(config.parasitic_leak_tau_us) else 1.0 / (config.parasitic_leak_tau_us * CYCLES_PER_US)
         self.generation = 0  # counts register writes and chip resets: caches of register-derived values compare it
+        self.begin_recording()
+
+    def begin_recording(self) -> None:
+        """A program starts: the FPGA's recording memory (``config.recording_words``) is empty again."""
+        self.record_left = int(self.config.recording_words)
+        #: whether the current program recorded more than the memory holds (its latest records were dropped)
+        self.recording_overflow = False
+
+    def _keep_records(self, labels: np.ndarray, times: np.ndarray, madc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple:
+        """The earliest records (spikes and MADC samples together) that still fit into the recording memory;
+        the rest are dropped and flagged."""
+        total = labels.size + madc[0].size
+        if total <= self.record_left:
+            self.record_left -= total
+            return labels, times, madc
+        self.recording_overflow = True
+        keep = self.record_left
+        self.record_left = 0
+        order = np.argsort(np.concatenate((times, madc[1])), kind="stable")[:keep]
+        spikes = np.sort(order[order < labels.size])
+        samples = np.sort(order[order >= labels.size]) - labels.size
+        return labels[spikes], times[spikes], (madc[0][samples], madc[1][samples], madc[2][samples])
 
     # ---------------------------------------------------------------------------------------- state
     def power_on(self, memory: np.ndarray, time: float = 0.0) -> None:
@@ -420,6 +442,7 @@ class AnalogCore:
         recording = bool(memory[_B["event_recording_config"].base] & 1)
         if not recording:
             labels, times = labels[:0], times[:0]
+        labels, times, madc_out = self._keep_records(labels, times, madc_out)
         counter_values = np.zeros((run.read_counter_times.size, 12), dtype=np.uint32)
         if counters_on and output_times:
             enabled = [(counter_cfg >> o) & 1 for o in range(12)]
@@ -864,8 +887,12 @@ class AnalogCore:
             conv_at.setdefault(s, []).append(i)
         conv_v = np.zeros((run.conv_instr.size, 256))
         madc_times, madc_channels, madc_neuron, madc_signal = self._madc_schedule(run, memory)
-        trace_needed = madc_times.size > 0
-        trace = np.zeros((n_steps, 2)) if trace_needed else None
+        # the membrane trace only at the steps that the MADC samples (kept within the recording memory), so a
+        # long run costs no memory per step
+        traced = np.unique(np.clip(np.floor((madc_times - t0) / dt).astype(np.int64), 0, n_steps - 1)) if madc_times.size else None
+        trace = np.zeros((traced.size, 2)) if traced is not None else None
+        traced_steps = traced.tolist() + [n_steps] if traced is not None else [n_steps]
+        next_traced, traced_index = traced_steps[0], 0
         spike_steps: list[int] = []
         spike_neurons: list[np.ndarray] = []
 
@@ -877,11 +904,10 @@ class AnalogCore:
         tmp = np.empty(N_NEURONS)
 
         # input jumps in blocks of steps (dense per block, built from per-event rows with reduceat)
-        ev_bounds = np.searchsorted(ev_step, np.arange(n_steps + 1))
         block = 1024
         for b0 in range(0, n_steps, block):  # one pass per block of steps
             b1 = min(n_steps, b0 + block)
-            lo, hi = ev_bounds[b0], ev_bounds[b1]
+            lo, hi = np.searchsorted(ev_step, [b0, b1]).tolist()
             jumps = None
             has_input = None
             if hi > lo:
@@ -969,9 +995,11 @@ class AnalogCore:
                     for i in conv_at[k]:
                         h = int(run.conv_row[i]) // 2
                         conv_v[i] = v[256 * h : 256 * (h + 1)]
-                if trace is not None:
-                    trace[k, 0] = self._signal(madc_neuron[0], madc_signal[0], v, i_exc, i_inh, w)
-                    trace[k, 1] = self._signal(madc_neuron[1], madc_signal[1], v, i_exc, i_inh, w)
+                if k == next_traced:
+                    trace[traced_index, 0] = self._signal(madc_neuron[0], madc_signal[0], v, i_exc, i_inh, w)
+                    trace[traced_index, 1] = self._signal(madc_neuron[1], madc_signal[1], v, i_exc, i_inh, w)
+                    traced_index += 1
+                    next_traced = traced_steps[traced_index]
         self.t_state = t0 + n_steps * dt
         self.refractory_until = np.where(refractory > 0, self.t_state + refractory * dt, -np.inf)
 
@@ -995,7 +1023,7 @@ class AnalogCore:
             rec_labels.append(label[neurons[sel]])
             rec_times.append(times[sel])
         spikes = (np.concatenate(rec_labels), np.concatenate(rec_times))
-        madc = self._madc_samples(madc_times, madc_channels, madc_neuron, madc_signal, trace, t0, dt, n_steps, params, memory)
+        madc = self._madc_samples(madc_times, madc_channels, madc_neuron, madc_signal, trace, traced, t0, dt, n_steps, params, memory)
         return samples, spikes, madc, per_output
 
     @staticmethod
@@ -1023,6 +1051,7 @@ class AnalogCore:
         signal = [int((s >> 9) & 3) for s in selection]
         times: list[np.ndarray] = []
         indices: list[np.ndarray] = []
+        budget = self.record_left
         # walk the start/stop commands (one step per command)
         cursor = run.t_begin
         commands = list(zip(run.madc_time.tolist(), run.madc_start.tolist(), run.madc_stop.tolist())) + [(run.t_end, False, False)]
@@ -1030,16 +1059,20 @@ class AnalogCore:
             if self.madc_active:
                 last = min(t_cmd, run.t_end)
                 if self.madc_next < last:
-                    k = np.arange(int(math.ceil((last - self.madc_next) / period)))
+                    n = int(math.ceil((last - self.madc_next) / period))
                     if self.madc_left >= 0:
-                        k = k[: self.madc_left]
-                    ts = self.madc_next + k * period
-                    times.append(ts)
+                        n = min(n, self.madc_left)
+                    # only what the recording memory can still hold is materialised (the chip samples on)
+                    k = np.arange(min(n, budget))
+                    if k.size < n:
+                        self.recording_overflow = True
+                    budget -= k.size
+                    times.append(self.madc_next + k * period)
                     indices.append(self.madc_index + k)
-                    self.madc_index += k.size
-                    self.madc_next = self.madc_next + k.size * period
+                    self.madc_index += n
+                    self.madc_next = self.madc_next + n * period
                     if self.madc_left >= 0:
-                        self.madc_left -= k.size
+                        self.madc_left -= n
                         if self.madc_left == 0:
                             self.madc_active = False
             if stop:
@@ -1058,12 +1091,13 @@ class AnalogCore:
         channel = (index % 2) if dual else np.zeros(index.size, np.int64)
         return t, channel.astype(np.int64), neuron, signal
 
-    def _madc_samples(self, times, channels, neuron, signal, trace, t0, dt, n_steps, params, memory):
+    def _madc_samples(self, times, channels, neuron, signal, trace, traced, t0, dt, n_steps, params, memory):
+        """MADC readings at ``times`` from the ``trace`` recorded at the steps ``traced`` (sorted)."""
         if times.size == 0 or trace is None:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         cfg = self.config
         step = np.clip(np.floor((times - t0) / dt).astype(np.int64), 0, n_steps - 1)
-        values = trace[step, channels]
+        values = trace[np.searchsorted(traced, step), channels]
         observed = np.array([max(n, 0) for n in neuron])[channels]
         connected = np.array([n >= 0 for n in neuron])[channels] & params.readout[observed]
         is_membrane = np.array([s == 0 for s in signal])[channels]

@@ -299,6 +299,7 @@ class Emulator:
         starts = program.timeline(self)
         end_time = starts[-1]
         results = _Results(program)
+        self.core.begin_recording()
         for begin, end, is_config in program.runs():
             if is_config:
                 self._apply_config(program, begin, end, starts)
@@ -306,6 +307,10 @@ class Emulator:
                 self._run_dynamics(program, begin, end, starts, results, end_time)
         self.time = end_time
         self.core.settle_to(end_time)
+        if self.core.recording_overflow and program.other.size and not program.error[program.other[-1]]:
+            # the recording memory filled up: the last instruction that can answer (not SPIKES) reports it; the
+            # records kept are the earliest
+            program.error[program.other[-1]] = ErrorCode.RECORDING_OVERFLOW
         responses = results.assemble(starts[:-1])
         if _log.isEnabledFor(logging.DEBUG):
             n_errors = int(np.count_nonzero(program.error))
@@ -753,7 +758,8 @@ class _Results:
             out[own_start(err_index)] = wire.encode_errors(p.error[err_index], p.opcode[err_index], p.stream.index[err_index])
         ends = other[p.is_end[other]]
         if ends.size:
-            out[own_start(ends)] = (_U64(ResponseType.END) << _U64(56)) | (p.payload[ends] & _U64(0xFFFF_FFFF))
+            # after the instruction's error, if it has one (END answers in any case)
+            out[own_start(ends) + (p.error[ends] != 0)] = (_U64(ResponseType.END) << _U64(56)) | (p.payload[ends] & _U64(0xFFFF_FFFF))
         # reads: one value per word, in program order
         word_is_block = p.opcode[p.read_word_instr] == Opcode.READ_BLOCK
         singles = other[o_read & (o_op == Opcode.READ)]

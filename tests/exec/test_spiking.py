@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bss2.comm import EmulatorConnection
-from bss2.exec import InputError, JITExecutor, SpikeInput
+from bss2.exec import ExecutionFailed, InputError, JITExecutor, SpikeInput
 from bss2.graph import (
     BackgroundSpikeSourcePopulation,
     CADCRecording,
@@ -186,3 +186,26 @@ def test_a_bare_times_labels_pair_is_refused_as_ambiguous_and_pairs_in_a_list_ar
     for bad in ([(0, 1)], [([0], [1], [2])], "spikes", [[[0, 1], [2]]]):
         with pytest.raises(InputError, match="v0"):
             spike_inputs(bad, "v0")
+
+
+def test_a_run_that_overflows_the_recording_memory_fails_clearly_and_the_executor_recovers():
+    from bss2.graph import MADCRecording
+
+    builder = NetworkBuilder()
+    source = builder.add(ExternalSpikeSource(1))
+    population = builder.add(Population(2, record_spikes=True))
+    builder.add(Projection(source, population, [0, 0], [0, 1], [63, 63]))
+    builder.add(SpikeRecording(population))
+    builder.add(MADCRecording(population, 1, "membrane", sample_period=5))
+    network = builder.done()
+    routing = route(network)
+    graph = network_to_graph(network, routing)
+    labels = labels_of(network, routing, source)
+    inputs = [SpikeInput([5000], labels[[0]])]
+    config = EmulatorConfig.ideal().evolve(recording_words=RUNTIME // 5 + 10)  # one entry fits, three do not
+    with JITExecutor(EmulatorConnection(seed=4, config=config)) as executor:
+        with pytest.raises(ExecutionFailed, match="recording memory") as failure:
+            executor.run(graph.graph, {graph.spike_input: inputs * 3}, runtime=RUNTIME)
+        assert failure.value.stage == "decode" and failure.value.chip == 0
+        outputs, _ = executor.run(graph.graph, {graph.spike_input: inputs}, runtime=RUNTIME)
+        assert RUNTIME // 5 - 5 <= outputs[graph.madc_output][0].times.size <= RUNTIME // 5

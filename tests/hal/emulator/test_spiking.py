@@ -226,3 +226,49 @@ def test_madc_follows_relaxation_after_reset():
     late = t_us > 2
     tau = -1 / np.polyfit(t_us[late & (t_us < 25)], np.log(np.maximum(25 - v[late & (t_us < 25)], 0.3)), 1)[0]
     assert 8 < tau < 12
+
+
+def test_recording_memory_keeps_the_earliest_records_and_reports_the_overflow():
+    """defaults.yaml: at most ``recording_words`` spike and MADC records per program, the earliest first; a
+    program that records more answers a RECORDING_OVERFLOW error before its END."""
+    def dense(cap):
+        emulator = Emulator(seed=3, config=EmulatorConfig.ideal().evolve(recording_words=cap))
+        configure(emulator, refractory=60)
+        connect_input(emulator, weight=63)
+        run(emulator, write("readout_source_selection", 0, neuron=0, enable=True),
+            write("madc_config", 0, 0, enable=True, sample_period=25), write("madc_config", 0, 1, number_of_samples=0))
+        events = [(5, 6000 + 40 * k) for k in range(100)]  # the neuron fires again and again
+        program = spike_program(events, 11000)
+        program = np.concatenate((program[:2], write("madc_control", start=True), program[2:-1],
+                                  write("madc_control", stop=True), program[-1:]))
+        return wire.decode_responses(run(emulator, program))
+
+    everything = dense(10**6)
+    assert everything.error_codes.size == 0 and everything.spike_labels.size > 3
+    all_times = np.sort(np.concatenate((everything.spike_times, everything.madc_times)).astype(np.int64))
+    cap = int(np.searchsorted(all_times, everything.spike_times[2], side="right"))  # through the third spike
+    kept = dense(cap)
+    assert kept.error_codes.tolist() == [wire.ErrorCode.RECORDING_OVERFLOW]
+    assert kept.end_cookies.tolist() == [1]
+    assert kept.spike_labels.size + kept.madc_values.size == cap
+    assert kept.spike_times.tolist() == everything.spike_times[:3].tolist()
+    assert kept.madc_times.tolist() == everything.madc_times[: cap - 3].tolist()
+    # per program: the next one records afresh
+    emulator_ok = Emulator(seed=3, config=EmulatorConfig.ideal().evolve(recording_words=5))
+    configure(emulator_ok)
+    connect_input(emulator_ok, weight=63)
+    for _ in range(2):
+        decoded = wire.decode_responses(run(emulator_ok, spike_program([(5, 6000)], 10000)))
+        assert decoded.spike_labels.tolist() == [1] and decoded.error_codes.size == 0
+
+
+def test_a_long_continuous_madc_recording_stays_within_the_recording_memory():
+    emulator = Emulator(seed=3, config=EmulatorConfig.ideal().evolve(recording_words=1000))
+    configure(emulator, threshold_code=1000)
+    run(emulator, write("readout_source_selection", 0, neuron=0, enable=True),
+        write("madc_config", 0, 0, enable=True, sample_period=1), write("madc_config", 0, 1, number_of_samples=0))
+    # 250,000 samples asked for (a 2 ms run, one sample per cycle): only the first 1000 are kept
+    decoded = wire.decode_responses(run(emulator, wire.encode_timer_reset(), write("madc_control", start=True),
+                                        wire.encode_wait_until([250_000]), write("madc_control", stop=True), wire.encode_end(4)))
+    assert decoded.madc_values.size == 1000 and decoded.madc_times.tolist() == list(range(1, 1001))
+    assert decoded.error_codes.tolist() == [wire.ErrorCode.RECORDING_OVERFLOW] and decoded.end_cookies.tolist() == [4]
