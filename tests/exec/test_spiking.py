@@ -126,19 +126,26 @@ def test_spiking_needs_a_runtime_and_valid_events(executor):
         SpikeInput([-1], [0])
 
 
-def test_madc_records_one_membrane_at_its_sample_period(executor):
+def _madc_network(sample_period: int, weight: int, record_spikes: bool = False):
+    """Two neurons driven by one source, the membrane of neuron 1 on the MADC: the graph and one entry of
+    input (an event at 5000 cycles)."""
     from bss2.graph import MADCRecording
 
     builder = NetworkBuilder()
     source = builder.add(ExternalSpikeSource(1))
-    population = builder.add(Population(2))
-    builder.add(Projection(source, population, [0, 0], [0, 1], [30, 30]))
-    builder.add(MADCRecording(population, 1, "membrane", sample_period=25))
+    population = builder.add(Population(2, record_spikes=record_spikes))
+    builder.add(Projection(source, population, [0, 0], [0, 1], [weight, weight]))
+    if record_spikes:
+        builder.add(SpikeRecording(population))
+    builder.add(MADCRecording(population, 1, "membrane", sample_period=sample_period))
     network = builder.done()
     routing = route(network)
-    graph = network_to_graph(network, routing)
     labels = labels_of(network, routing, source)
-    inputs = [SpikeInput([5000], labels[[0]])]
+    return network_to_graph(network, routing), [SpikeInput([5000], labels[[0]])]
+
+
+def test_madc_records_one_membrane_at_its_sample_period(executor):
+    graph, inputs = _madc_network(25, 30)
     outputs, _ = executor.run(graph.graph, {graph.spike_input: inputs}, runtime=RUNTIME)
     (trace,) = outputs[graph.madc_output]
     assert trace.values.shape[1] == 1 and trace.times.size > RUNTIME // 25 - 10
@@ -189,19 +196,7 @@ def test_a_bare_times_labels_pair_is_refused_as_ambiguous_and_pairs_in_a_list_ar
 
 
 def test_a_run_that_overflows_the_recording_memory_fails_clearly_and_the_executor_recovers():
-    from bss2.graph import MADCRecording
-
-    builder = NetworkBuilder()
-    source = builder.add(ExternalSpikeSource(1))
-    population = builder.add(Population(2, record_spikes=True))
-    builder.add(Projection(source, population, [0, 0], [0, 1], [63, 63]))
-    builder.add(SpikeRecording(population))
-    builder.add(MADCRecording(population, 1, "membrane", sample_period=5))
-    network = builder.done()
-    routing = route(network)
-    graph = network_to_graph(network, routing)
-    labels = labels_of(network, routing, source)
-    inputs = [SpikeInput([5000], labels[[0]])]
+    graph, inputs = _madc_network(5, 63, record_spikes=True)
     config = EmulatorConfig.ideal().evolve(recording_words=RUNTIME // 5 + 10)  # one entry fits, three do not
     with JITExecutor(EmulatorConnection(seed=4, config=config)) as executor:
         with pytest.raises(ExecutionFailed, match="recording memory") as failure:
