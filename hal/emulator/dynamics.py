@@ -889,7 +889,8 @@ class AnalogCore:
         madc_times, madc_channels, madc_neuron, madc_signal = self._madc_schedule(run, memory)
         # the membrane trace only at the steps that the MADC samples (kept within the recording memory), so a
         # long run costs no memory per step
-        traced = np.unique(np.clip(np.floor((madc_times - t0) / dt).astype(np.int64), 0, n_steps - 1)) if madc_times.size else None
+        traced, trace_row = np.unique(np.clip(np.floor((madc_times - t0) / dt).astype(np.int64), 0, n_steps - 1),
+                                      return_inverse=True) if madc_times.size else (None, None)
         trace = np.zeros((traced.size, 2)) if traced is not None else None
         traced_steps = traced.tolist() + [n_steps] if traced is not None else [n_steps]
         next_traced, traced_index = traced_steps[0], 0
@@ -1023,7 +1024,7 @@ class AnalogCore:
             rec_labels.append(label[neurons[sel]])
             rec_times.append(times[sel])
         spikes = (np.concatenate(rec_labels), np.concatenate(rec_times))
-        madc = self._madc_samples(madc_times, madc_channels, madc_neuron, madc_signal, trace, traced, t0, dt, n_steps, params, memory)
+        madc = self._madc_samples(madc_times, madc_channels, madc_neuron, madc_signal, trace, trace_row, params)
         return samples, spikes, madc, per_output
 
     @staticmethod
@@ -1091,13 +1092,12 @@ class AnalogCore:
         channel = (index % 2) if dual else np.zeros(index.size, np.int64)
         return t, channel.astype(np.int64), neuron, signal
 
-    def _madc_samples(self, times, channels, neuron, signal, trace, traced, t0, dt, n_steps, params, memory):
-        """MADC readings at ``times`` from the ``trace`` recorded at the steps ``traced`` (sorted)."""
+    def _madc_samples(self, times, channels, neuron, signal, trace, trace_row, params):
+        """MADC readings at ``times``: sample ``i`` reads row ``trace_row[i]`` of ``trace`` (its time step)."""
         if times.size == 0 or trace is None:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         cfg = self.config
-        step = np.clip(np.floor((times - t0) / dt).astype(np.int64), 0, n_steps - 1)
-        values = trace[np.searchsorted(traced, step), channels]
+        values = trace[trace_row, channels]
         observed = np.array([max(n, 0) for n in neuron])[channels]
         connected = np.array([n >= 0 for n in neuron])[channels] & params.readout[observed]
         is_membrane = np.array([s == 0 for s in signal])[channels]
