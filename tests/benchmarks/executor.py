@@ -17,12 +17,15 @@ default configuration, which also computes the physics).
 Sections: (1) rate versus square matrix size at batch 2000 (the paper's left panel); (2) time per stage of
 :class:`~bss2.exec.ExecutionInfo` per size (centre panel; stages of concurrent programs overlap, so they
 are shown as fractions of their sum); (3) rate versus batch size at 256 x 256 and the batch where half the
-saturated rate is reached (right panel; also from the median runs, to show how far the noise moves it);
-(4) the emulator's estimated hardware time against the chip's design bound, 1 / (5 us) x 256 x 512
-synapses = 26.2 G synapse operations per second per chip (a signed weight takes two synapse rows, so this
-is 13.1 G signed MACs per second), and the speed-up of 2 and 4 emulated chips over one. Rates are the
-best of the repeats (medians are in the JSON). PNG plots go to ``--plots`` (default ``bench-results/``).
-``--quick`` uses small sizes (a few seconds, for CI).
+saturated rate is reached (right panel), measured in five passes over the batch sizes: the figure is the
+median of the passes' figures (each pass's figure and the one from the median runs are reported too, to
+show how far the noise moves it); (4) the emulator's estimated hardware time against the chip's design
+bound, 1 / (5 us) x 256 x 512 synapses = 26.2 G synapse operations per second per chip (a signed weight
+takes two synapse rows, so this is 13.1 G signed MACs per second), and the speed-up of 2 and 4 emulated
+chips over one. Rates are the
+best of the repeats (medians are in the JSON; in (3), the median over the passes of each pass's best).
+PNG plots go to ``--plots`` (default ``bench-results/``). ``--quick`` uses small sizes and two passes (a
+few seconds, for CI).
 """
 
 from __future__ import annotations
@@ -140,15 +143,38 @@ def half_point(batches: list[int], rates: list[float]) -> float:
     return float("nan")
 
 
-def batch_sweep(partner: str, n: int, batches: list[int], quick: bool, budget: float) -> list[dict[str, Any]]:
-    rows = []
-    with JITExecutor(PARTNERS[partner](0)) as executor:
-        for batch in batches:
-            case = Case(executor, n, batch)
-            repeats = 3 if quick else int(min(25, max(5, budget // (n * n * batch))))
-            rows.append({"partner": partner, "size": n, "batch": batch, "repeats": repeats,
-                         "cold": case.measure(cold=True, repeats=repeats), "warm": case.measure(cold=False, repeats=repeats)})
-    return rows
+def pass_halves(rows: list[dict[str, Any]], mode: str, key: str = "pass_rates") -> list[float]:
+    """The half-rate batch of each pass of :func:`batch_sweep`'s ``rows`` (one partner), from its best rates
+    (``key="pass_median_rates"``: from its median rates)."""
+    batches = [r["batch"] for r in rows]
+    return [half_point(batches, list(rates)) for rates in zip(*(r[mode][key] for r in rows))]
+
+
+def batch_sweep(partner: str, n: int, batches: list[int], quick: bool, budget: float, passes: int) -> list[dict[str, Any]]:
+    """Rate versus batch size, measured ``passes`` times over the whole list (each pass with a fresh executor
+    and fresh cases). One row per batch: per mode the pass-median of the best rates (``rate``) and of the
+    median rates, every pass's best and median rate (``pass_rates``, ``pass_median_rates``), and the other
+    figures of the first pass."""
+    passes_rows: list[list[dict[str, Any]]] = []
+    for _ in range(passes):
+        rows = []
+        with JITExecutor(PARTNERS[partner](0)) as executor:
+            for batch in batches:
+                case = Case(executor, n, batch)
+                repeats = 3 if quick else int(min(25, max(5, budget // (n * n * batch))))
+                rows.append({"partner": partner, "size": n, "batch": batch, "repeats": repeats,
+                             "cold": case.measure(cold=True, repeats=repeats), "warm": case.measure(cold=False, repeats=repeats)})
+        passes_rows.append(rows)
+    merged = passes_rows[0]
+    for k, row in enumerate(merged):
+        for mode in ("cold", "warm"):
+            runs = [rows[k][mode] for rows in passes_rows]
+            row[mode]["pass_rates"] = [r["rate"] for r in runs]
+            row[mode]["pass_median_rates"] = [r["median_rate"] for r in runs]
+            row[mode]["rate"] = statistics.median(row[mode]["pass_rates"])
+            row[mode]["median_rate"] = statistics.median(row[mode]["pass_median_rates"])
+        row["passes"] = passes
+    return merged
 
 
 def multichip(n: int, batch: int, chips: list[int], repeats: int) -> list[dict[str, Any]]:
@@ -204,15 +230,20 @@ def report(sizes: list[dict[str, Any]], batches: list[dict[str, Any]], chips: li
         rows = [r for r in batches if r["partner"] == partner]
         if not rows:
             continue
-        bs = [r["batch"] for r in rows]
         for mode in ("cold", "warm"):
-            rates = [r[mode]["rate"] for r in rows]
-            half = half_point(bs, rates)
+            # the figure of each pass, and their median: one pass's figure moves with a single lucky run at
+            # the saturated end (see docs/performance.rst), the median of the passes much less
+            halves = pass_halves(rows, mode)
+            half = statistics.median(halves)
             # the same from the median runs: how far the figure moves with the run-to-run noise
-            half_of_medians = half_point(bs, [r[mode]["median_rate"] for r in rows])
+            half_of_medians = statistics.median(pass_halves(rows, mode, "pass_median_rates"))
             summary[f"half_batch_{partner}_{mode}"] = half
+            summary[f"half_batch_{partner}_{mode}_lowest_pass"] = min(halves)
+            summary[f"half_batch_{partner}_{mode}_highest_pass"] = max(halves)
             summary[f"half_batch_{partner}_{mode}_medians"] = half_of_medians
-            half_rows.append({"partner": partner, "mode": mode, "saturated G/s": _g(max(rates)), "half-rate batch": half,
+            summary[f"half_batch_{partner}_{mode}_passes"] = halves
+            half_rows.append({"partner": partner, "mode": mode, "saturated G/s": _g(max(r[mode]["rate"] for r in rows)),
+                              "half-rate batch": half, "passes": " ".join(f"{h:.0f}" for h in halves),
                               "from medians": half_of_medians})
     batch_table = []
     for b in sorted({r["batch"] for r in batches}):
@@ -223,7 +254,8 @@ def report(sizes: list[dict[str, Any]], batches: list[dict[str, Any]], chips: li
                 entry[f"{partner} {mode} G/s"] = _g(row[mode]["rate"]) if row else "-"
         batch_table.append(entry)
     print_table(f"(3) MAC rate vs. batch size, {batches[0]['size']} x {batches[0]['size']}", batch_table)
-    print_table("(3) batch size where half the saturated rate is reached (paper: ~200)", half_rows)
+    print_table("(3) batch size where half the saturated rate is reached (paper: ~200; median of the passes, "
+                "each pass's own figure, and the median of the passes' figures from their median runs)", half_rows)
 
     chip_rows = []
     base = chips[0]["cold"] if chips else None
@@ -313,11 +345,12 @@ def plots(directory: str, sizes: list[dict[str, Any]], batches: list[dict[str, A
                 continue
             bs = [r["batch"] for r in rows]
             for mode, ls in (("cold", "-"), ("warm", "--")):
-                rates = [r[mode]["rate"] for r in rows]
+                rates = [r[mode]["rate"] for r in rows]  # pass medians
                 line, = ax.plot(bs, rates, marker=marker, ls=ls, label=f"{partner}, {mode}")
-                ax.axvline(half_point(bs, rates), color=line.get_color(), ls=":", lw=1)
+                ax.axvline(statistics.median(pass_halves(rows, mode)), color=line.get_color(), ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="MAC / s",
-               title=f"{batches[0]['size']} x {batches[0]['size']}; dotted: half the saturated rate")
+               title=f"{batches[0]['size']} x {batches[0]['size']}, medians of {batches[0]['passes']} passes; "
+                     "dotted: half the saturated rate")
         ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(os.path.join(directory, "executor_rate_vs_batch.png"))
@@ -357,8 +390,9 @@ def main() -> None:
         multichip_size, multichip_batch, budget = 2048, 2000, 2e10
     sizes = size_sweep("zeromock", zero_sizes, batch, args.quick, budget)
     sizes += size_sweep("emulator", emu_sizes, batch, args.quick, budget / 10)
-    batches = batch_sweep("zeromock", 256, batch_sizes, args.quick, 2e9)
-    batches += batch_sweep("emulator", 256, batch_sizes, args.quick, 2e8)
+    passes = 2 if args.quick else 5
+    batches = batch_sweep("zeromock", 256, batch_sizes, args.quick, 2e9, passes)
+    batches += batch_sweep("emulator", 256, batch_sizes, args.quick, 2e8, passes)
     chips = multichip(multichip_size, multichip_batch, [1, 2, 4], repeats=1 if not args.quick else 2)
     summary = report(sizes, batches, chips)
     written = plots(args.plots, sizes, batches, chips)
