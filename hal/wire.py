@@ -483,10 +483,24 @@ def encode_spike_responses(labels: object, times: object) -> np.ndarray:
 
 def encode_madc_samples(values: object, times: object, channel: object = 0) -> np.ndarray:
     """MADC_SAMPLE response words (10-bit values, timestamps in cycles, channel 0 or 1)."""
-    values = _as_int_array("values", values).astype(_U64) & _U64(0x3FF)
-    times = _as_int_array("times", times).astype(_U64) & _MASK32
-    channel_arr = np.broadcast_to(np.asarray(channel, dtype=_U64), values.shape) & _U64(1)
-    return _header(ResponseType.MADC_SAMPLE, (channel_arr << _U64(48)) | (values << _ADDRESS_SHIFT) | times)
+    values = _as_int_array("values", values)
+    times = _as_int_array("times", times)
+    channels = _as_int_array("channel", channel)
+    if times.size != values.size or channels.size not in (1, values.size):
+        raise HalValueError(f"values, times and channel differ in length: {values.size}, {times.size}, {channels.size} "
+                            "(channel may also be one value for all)")
+    # in place: a full recording memory (millions of samples) needs one temporary beside the words
+    words = values.astype(_U64)
+    words &= _U64(0x3FF)
+    words <<= _ADDRESS_SHIFT
+    for field, mask, shift in ((times, _MASK32, 0), (channels, 1, 48)):
+        part = field.astype(_U64)
+        part &= _U64(mask)
+        part <<= _U64(shift)
+        words |= part  # a single channel broadcasts
+        del part
+    words |= _U64(ResponseType.MADC_SAMPLE) << _OPCODE_SHIFT
+    return words
 
 
 def encode_errors(codes: object, opcodes: object, indices: object) -> np.ndarray:

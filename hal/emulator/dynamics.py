@@ -101,6 +101,10 @@ class _Events(NamedTuple):
     label: np.ndarray
 
 
+#: MADC samples converted at a time (a multiple of 4, see :meth:`AnalogCore._madc_samples`)
+_MADC_CHUNK = 1 << 18
+
+
 class AnalogCore:
     """Analog state of the chip and the physics of a run."""
 
@@ -1093,25 +1097,34 @@ class AnalogCore:
         return t, channel.astype(np.int64), neuron, signal
 
     def _madc_samples(self, times, channels, neuron, signal, trace, trace_row, params):
-        """MADC readings at ``times``: sample ``i`` reads row ``trace_row[i]`` of ``trace`` (its time step)."""
+        """MADC readings at ``times``: sample ``i`` reads row ``trace_row[i]`` of ``trace`` (its time step).
+
+        Converted :data:`_MADC_CHUNK` samples at a time, so a full recording memory needs no temporaries
+        per sample beyond the readings (the noise words stay those of one pass: the chunk is a multiple of 4).
+        """
         if times.size == 0 or trace is None:
             return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         cfg = self.config
-        values = trace[trace_row, channels]
-        observed = np.array([max(n, 0) for n in neuron])[channels]
-        connected = np.array([n >= 0 for n in neuron])[channels] & params.readout[observed]
-        is_membrane = np.array([s == 0 for s in signal])[channels]
-        v_reset = params.v_reset[observed]
-        knee = self.pattern.knee[observed]
-        swing = values - v_reset
-        excess = np.maximum(np.abs(swing) - knee, 0.0)
-        swing = swing - np.copysign(excess * excess / (cfg.saturation_span_lsb + excess), swing)
-        reading = np.where(is_membrane, v_reset + swing, values * 10.0)
-        madc = 512.0 + cfg.madc_lsb_per_cadc_lsb * np.where(connected, reading, 0.0)
-        if cfg.madc_noise_lsb > 0:
-            madc += self.noise.normal((madc.size,), cfg.madc_noise_lsb)
-        values = np.clip(np.floor(madc), 0, 1023).astype(np.int64)
-        return values, times, channels
+        observed = np.array([max(n, 0) for n in neuron])  # per channel
+        connected = np.array([n >= 0 for n in neuron]) & params.readout[observed]
+        is_membrane = np.array([s == 0 for s in signal])
+        v_reset_of, knee_of = params.v_reset[observed], self.pattern.knee[observed]
+        readings = np.empty(times.size, np.int64)
+        for start in range(0, times.size, _MADC_CHUNK):
+            part = slice(start, start + _MADC_CHUNK)
+            channel = channels[part]
+            values = trace[trace_row[part], channel]
+            v_reset = v_reset_of[channel]
+            knee = knee_of[channel]
+            swing = values - v_reset
+            excess = np.maximum(np.abs(swing) - knee, 0.0)
+            swing = swing - np.copysign(excess * excess / (cfg.saturation_span_lsb + excess), swing)
+            reading = np.where(is_membrane[channel], v_reset + swing, values * 10.0)
+            madc = 512.0 + cfg.madc_lsb_per_cadc_lsb * np.where(connected[channel], reading, 0.0)
+            if cfg.madc_noise_lsb > 0:
+                madc += self.noise.normal((madc.size,), cfg.madc_noise_lsb)
+            readings[part] = np.clip(np.floor(madc), 0, 1023)
+        return readings, times, channels
 
 
 def _slot_ok(run: DynamicsInput) -> np.ndarray:

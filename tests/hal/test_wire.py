@@ -89,6 +89,23 @@ def test_mixed_response_streams_round_trip_in_order(labels, reads, blocks):
     assert r.spike_labels.tolist() == labels and r.end_cookies.tolist() == [9] and r.malformed == 0
 
 
+@given(st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 2**32 - 1), st.integers(0, 1)), max_size=100))
+def test_madc_samples_round_trip(samples):
+    values, times, channels = (np.array([s[k] for s in samples], dtype=np.int64) for k in range(3))
+    decoded = wire.decode_responses(wire.encode_madc_samples(values, times, channels))
+    assert decoded.madc_values.tolist() == values.tolist() and decoded.madc_times.tolist() == times.tolist()
+    assert decoded.madc_channels.tolist() == channels.tolist() and decoded.malformed == 0
+    if samples:  # one channel for all
+        assert wire.decode_responses(wire.encode_madc_samples(values, times, 1)).madc_channels.tolist() == [1] * len(samples)
+
+
+def test_madc_sample_arrays_of_unequal_length_are_refused():
+    with pytest.raises(HalValueError, match="differ in length: 2, 3, 1"):
+        wire.encode_madc_samples([1, 2], [1, 2, 3])
+    with pytest.raises(HalValueError, match="differ in length: 2, 2, 3"):
+        wire.encode_madc_samples([1, 2], [1, 2], [0, 1, 0])
+
+
 @given(st.lists(st.integers(0, 2**16 - 1), min_size=1, max_size=50), st.integers(1, 3), st.integers(0, 63))
 def test_spike_packs_carry_every_label_in_order(labels, group, delay):
     words = wire.encode_spikes(labels, delays=delay, group=group)

@@ -272,3 +272,27 @@ def test_a_long_continuous_madc_recording_stays_within_the_recording_memory():
                                         wire.encode_wait_until([250_000]), write("madc_control", stop=True), wire.encode_end(4)))
     assert decoded.madc_values.size == 1000 and decoded.madc_times.tolist() == list(range(1, 1001))
     assert decoded.error_codes.tolist() == [wire.ErrorCode.RECORDING_OVERFLOW] and decoded.end_cookies.tolist() == [4]
+
+
+def test_madc_samples_are_the_same_when_converted_in_chunks(monkeypatch):
+    """The MADC conversion runs in chunks of samples to bound its memory; chunks (a multiple of 4 samples) must
+    not change a reading, the noise included (the default configuration has MADC noise)."""
+    from bss2.hal.emulator import dynamics
+
+    def record():
+        emulator = Emulator(seed=5)
+        configure(emulator, threshold_code=1000)
+        run(emulator, write("readout_source_selection", 0, neuron=3, enable=True),
+            write("readout_source_selection", 1, neuron=7, enable=True),
+            write("madc_config", 0, 0, enable=True, enable_dual_channel=True, sample_period=3),
+            write("madc_config", 0, 1, number_of_samples=0))
+        return wire.decode_responses(run(emulator, wire.encode_timer_reset(), write("madc_control", start=True),
+                                         wire.encode_wait_until([3001]), write("madc_control", stop=True), wire.encode_end(1)))
+
+    whole = record()
+    monkeypatch.setattr(dynamics, "_MADC_CHUNK", 8)
+    chunked = record()
+    assert whole.madc_values.size == 1000 and np.unique(whole.madc_values).size > 3  # noisy readings
+    assert set(whole.madc_channels.tolist()) == {0, 1}
+    for field in ("madc_values", "madc_times", "madc_channels"):
+        assert getattr(chunked, field).tolist() == getattr(whole, field).tolist()
