@@ -247,12 +247,11 @@ class Emulator:
         would) and the index of the vectors returned; else None and nothing changed."""
         if kernels.mode() != "numba" or words.dtype != np.uint64 or words.ndim != 1 or not words.flags.c_contiguous:
             return None
-        ops = (int(Opcode.WRITE), int(Opcode.WRITE_BLOCK))
-        stop, _, _ = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address)
+        stop, _, _ = kernels.write_prefix(words, _SYNAPSE_WRITE_OPS, _SYNAPSES_BASE, _SYNAPSES_LAST)
         if stop <= 0 or not _starts_vector(words, stop):
             return None
-        stop, instructions, data_words = kernels.write_prefix(words, ops, SYNAPSES.base, SYNAPSES.last_address, self.memory,
-                                                              checked=True)
+        stop, instructions, data_words = kernels.write_prefix(words, _SYNAPSE_WRITE_OPS, _SYNAPSES_BASE, _SYNAPSES_LAST,
+                                                              self.memory, checked=True)
         self._synapses_stored(instructions + data_words)
         return stop
 
@@ -282,7 +281,7 @@ class Emulator:
         if stream.block_headers.size and not np.array_equal(registers, stream.block_counts):
             return None  # truncated block: the general path reports it
         addresses, data = stream.writes()
-        if addresses.size == 0 or addresses.min() < SYNAPSES.base or addresses.max() > SYNAPSES.last_address:
+        if addresses.size == 0 or addresses.min() < _SYNAPSES_BASE or addresses.max() > _SYNAPSES_LAST:
             return None
         keep = _last_writes(addresses)
         if keep is not None:

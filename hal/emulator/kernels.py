@@ -40,8 +40,9 @@ BINS = 259
 #: status codes of :func:`accumulate`
 OK, BAD_DRIVER, BUS_COLLISION = 0, 1, 2
 #: below this many vectors a call runs in the calling thread: smaller programs measured faster (and steadier)
-#: in one thread; waking an idle pool thread costs tens of microseconds on a small VM (96 vectors ran 1.5x
-#: slower in the pool even with one BLAS thread), and the BLAS threads keep spinning after a matmul
+#: in one thread. On a small VM a pool thread wakes within microseconds, but its share of a short call runs
+#: late (a compiled loop of 60 us split over two threads took 101 us; 96 vectors ran 1.5x slower in the pool
+#: even with one BLAS thread; see docs/performance.rst), and the BLAS threads keep spinning after a matmul
 _MIN_PARALLEL = 1536
 
 
